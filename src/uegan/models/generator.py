@@ -1,0 +1,91 @@
+"""The UEGAN generator: a U-Net with global attention on every skip and a residual output."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from uegan.models.layers import ConvBlock, GlobalAttention, SqueezeExcitation, Upsample, reflect_conv
+
+DIVISOR = 16  # height and width must be multiples of 2**4 (four stride-2 encoder stages)
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Architecture of the generator.
+
+    conv_dim: channels of the first stage (C); the bottleneck has 16 C.
+    se_after_ga5: the seed's change: squeeze-and-excitation on the output of ``ga5``.
+    """
+
+    conv_dim: int = 32
+    se_after_ga5: bool = False
+
+    def to_dict(self) -> dict[str, int | bool]:
+        return asdict(self)
+
+
+class OutputHead(nn.Module):
+    """dec5: 3x3 convolution C -> C (no activation), 7x7 convolution C -> 3, tanh."""
+
+    def __init__(self, conv_dim: int):
+        super().__init__()
+        self.refine = reflect_conv(conv_dim, conv_dim, 3)
+        self.to_rgb = reflect_conv(conv_dim, 3, 7)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.to_rgb(self.refine(x)))
+
+
+class Generator(nn.Module):
+    """UEGAN generator. Input and output are RGB in [-1, 1], sides multiples of 16."""
+
+    def __init__(self, config: GeneratorConfig = GeneratorConfig()):
+        super().__init__()
+        self.config = config
+        c = config.conv_dim
+        self.enc1 = ConvBlock(3, c, 7)
+        self.enc2 = ConvBlock(c, 2 * c, 3, stride=2)
+        self.enc3 = ConvBlock(2 * c, 4 * c, 3, stride=2)
+        self.enc4 = ConvBlock(4 * c, 8 * c, 3, stride=2)
+        self.enc5 = ConvBlock(8 * c, 16 * c, 3, stride=2)
+
+        self.ga1 = GlobalAttention(c)
+        self.ga2 = GlobalAttention(2 * c)
+        self.ga3 = GlobalAttention(4 * c)
+        self.ga4 = GlobalAttention(8 * c)
+        self.ga5 = GlobalAttention(16 * c)
+        self.se = SqueezeExcitation(16 * c) if config.se_after_ga5 else None
+
+        self.up1 = Upsample(16 * c, 8 * c)
+        self.dec1 = ConvBlock(16 * c, 8 * c, 3)
+        self.up2 = Upsample(8 * c, 4 * c)
+        self.dec2 = ConvBlock(8 * c, 4 * c, 3)
+        self.up3 = Upsample(4 * c, 2 * c)
+        self.dec3 = ConvBlock(4 * c, 2 * c, 3)
+        self.up4 = Upsample(2 * c, c)
+        self.dec4 = ConvBlock(2 * c, c, 3)
+        self.dec5 = OutputHead(c)
+
+    def bottleneck(self, e5: torch.Tensor) -> torch.Tensor:
+        """ga5 on the deepest encoder features, then (SE variant) channel attention."""
+        b = self.ga5(e5)
+        return self.se(b) if self.se is not None else b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e1 = self.enc1(x)
+        e2 = self.enc2(e1)
+        e3 = self.enc3(e2)
+        e4 = self.enc4(e3)
+        e5 = self.enc5(e4)
+
+        b = self.bottleneck(e5)
+        d1 = self.dec1(torch.cat([self.up1(b), self.ga4(e4)], dim=1))
+        d2 = self.dec2(torch.cat([self.up2(d1), self.ga3(e3)], dim=1))
+        d3 = self.dec3(torch.cat([self.up3(d2), self.ga2(e2)], dim=1))
+        d4 = self.dec4(torch.cat([self.up4(d3), self.ga1(e1)], dim=1))
+
+        residual = self.dec5(d4 * e1)
+        return torch.clamp(residual + x, -1.0, 1.0)
