@@ -1,0 +1,1 @@
+"""Training UEGAN on unpaired photo collections."""

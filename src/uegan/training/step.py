@@ -1,0 +1,145 @@
+"""One UEGAN training step, in the published order (spec, "One training step").
+
+1. ``fake = G(low)``; ``pooled = pool.query(fake)``.
+2. D step: ``D(high)``, ``D(pooled.detach())``, ``D(low)`` (three forward calls, three power
+   iterations), ``L_D = rahinge_D(real, pooled) + rahinge_D(real, low)``, D optimiser step.
+3. G step with the updated D: ``D(high)``, ``D(fake)``, fidelity on ``(fake, low)``, identity on
+   ``(G(high), high)``; ``L_G = 0.1 adv + 1.0 fidelity + 0.1 identity``; G optimiser step.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from uegan.losses import FidelityLoss, IdentityCriterion, identity_loss, rahinge_d_loss, rahinge_g_loss
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    adversarial: float = 0.1
+    fidelity: float = 1.0
+    identity: float = 0.1
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    g_lr: float = 1e-4
+    d_lr: float = 4e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    weight_decay: float = 1e-4  # coupled L2, as torch.optim.Adam applies it
+
+
+def make_optimizers(generator: nn.Module, discriminator: nn.Module,
+                    settings: OptimizerSettings = OptimizerSettings()
+                    ) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    betas = (settings.beta1, settings.beta2)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=settings.g_lr, betas=betas,
+                             weight_decay=settings.weight_decay)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=settings.d_lr, betas=betas,
+                             weight_decay=settings.weight_decay)
+    return opt_g, opt_d
+
+
+def lr_factor(epoch: int, total_epochs: int = 100, decay_epochs: int = 50) -> float:
+    """Learning-rate factor of 0-based ``epoch``: 1 until the decay starts, then linear to 0."""
+    decay_start = total_epochs - decay_epochs
+    return 1.0 - max(0, epoch + 1 - decay_start) / decay_epochs
+
+
+class ImagePool:
+    """CycleGAN-style history of generated images (Shrivastava et al.).
+
+    While not full it stores and returns each image; afterwards, per image, with probability
+    0.5 it returns a random stored image and keeps the new one in its place, else it returns
+    the new image. Its random numbers come from its own generator, saved with its state.
+    """
+
+    def __init__(self, size: int = 50, seed: int = 0):
+        self.size = size
+        self.images: list[torch.Tensor] = []
+        self.rng = random.Random(seed)
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        out = []
+        for image in images.detach():
+            image = image.unsqueeze(0)
+            if len(self.images) < self.size:
+                self.images.append(image)
+                out.append(image)
+            elif self.rng.uniform(0, 1) > 0.5:
+                index = self.rng.randint(0, self.size - 1)
+                out.append(self.images[index].clone())
+                self.images[index] = image
+            else:
+                out.append(image)
+        return torch.cat(out, dim=0)
+
+    def state_dict(self) -> dict[str, Any]:
+        stored = torch.cat(self.images) if self.images else torch.empty(0)
+        return {"size": self.size, "images": stored.cpu(), "rng": list(self.rng.getstate()[1]),
+                "rng_version": self.rng.getstate()[0], "rng_gauss": self.rng.getstate()[2]}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device | str = "cpu") -> None:
+        self.size = int(state["size"])
+        stored = state["images"]
+        self.images = [image.unsqueeze(0).to(device) for image in stored] if stored.numel() else []
+        self.rng.setstate((state["rng_version"], tuple(state["rng"]), state["rng_gauss"]))
+
+
+@dataclass
+class StepLosses:
+    """The weighted loss terms of one step (detached scalars)."""
+
+    d_loss: torch.Tensor
+    g_loss: torch.Tensor
+    g_adv_loss: torch.Tensor
+    g_fidelity_loss: torch.Tensor
+    g_identity_loss: torch.Tensor
+
+    def as_floats(self) -> dict[str, float]:
+        return {name: float(value) for name, value in vars(self).items()}
+
+
+def to_unit_range(image: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> [0, 1]."""
+    return (image + 1) / 2
+
+
+def train_step(generator: nn.Module, discriminator: nn.Module, fidelity: FidelityLoss,
+               pool: ImagePool, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+               low: torch.Tensor, high: torch.Tensor,
+               identity_criterion: IdentityCriterion = "l1",
+               weights: LossWeights = LossWeights(), adversarial_input: bool = True) -> StepLosses:
+    """One D update and one G update on a batch of low- and high-quality images in [-1, 1]."""
+    fake = generator(low)
+    pooled = pool.query(fake)
+
+    # D step: real high-quality vs pooled fakes, and (published default) vs the raw inputs
+    opt_d.zero_grad(set_to_none=True)
+    real_scores = discriminator(high)
+    d_loss = rahinge_d_loss(real_scores, discriminator(pooled.detach()))
+    if adversarial_input:
+        d_loss = d_loss + rahinge_d_loss(real_scores, discriminator(low))
+    d_loss.backward()
+    opt_d.step()
+
+    # G step against the updated D. D's parameters receive gradients here too (as in the
+    # published code); the next D step zeroes them before use.
+    opt_g.zero_grad(set_to_none=True)
+    g_adv = weights.adversarial * rahinge_g_loss(discriminator(high), discriminator(fake))
+    g_fid = weights.fidelity * fidelity(to_unit_range(fake), to_unit_range(low))
+    g_idt = weights.identity * identity_loss(generator(high), high, identity_criterion)
+    g_loss = g_adv + g_fid + g_idt
+    g_loss.backward()
+    opt_g.step()
+
+    return StepLosses(d_loss.detach(), g_loss.detach(), g_adv.detach(), g_fid.detach(),
+                      g_idt.detach())
