@@ -23,6 +23,11 @@ class GeneratorConfig:
     conv_dim: int = 32
     se_after_ga5: bool = False
 
+    def __post_init__(self) -> None:
+        # the global attention of the first stage has conv_dim / 8 hidden channels
+        if self.conv_dim <= 0 or self.conv_dim % 8:
+            raise ValueError(f"conv_dim must be a positive multiple of 8, got {self.conv_dim}")
+
     def to_dict(self) -> dict[str, int | bool]:
         return asdict(self)
 

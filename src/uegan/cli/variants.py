@@ -1,0 +1,27 @@
+"""``uegan variants``: list the named model variants."""
+
+from __future__ import annotations
+
+import argparse
+
+from uegan.variants import VARIANTS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "variants", help="list the model variants and their published FiveK results",
+        description="List the model variants (use their names with --variant).")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = [("variant", "identity loss", "SE after ga5", "published PSNR/SSIM/NIMA")]
+    for v in VARIANTS.values():
+        published = "/".join(str(x) for x in v.published) if v.published else "-"
+        rows.append((v.name, v.identity_criterion, "yes" if v.se_after_ga5 else "no", published))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    for v in VARIANTS.values():
+        print(f"\n{v.name}: {v.summary}")
+    return 0

@@ -1,0 +1,203 @@
+"""Generator files in every format, and the VGG19 weights of the fidelity loss."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from conftest import GOLDEN, load_golden
+from uegan.checkpoints import (TRAIN_FORMAT, build_published, load_generator,
+                               load_published_checkpoint, save_generator)
+from uegan.errors import UserError
+from uegan.models import Discriminator, Generator, GeneratorConfig
+from uegan.published import discriminator_to_published
+from uegan.weights import VGG19_FILENAME, build_vgg19, vgg19_cache_path
+
+
+@pytest.fixture(scope="module")
+def golden_generator():
+    return load_golden("generator_forward.pt")
+
+
+def _published_checkpoint(tmp_path, state):
+    """A file laid out like the published FiveK checkpoint: G, D, optimisers, bookkeeping."""
+    d_state = discriminator_to_published(Discriminator().state_dict())
+    path = tmp_path / "published.pth"
+    torch.save({"G_net": state, "D_net": d_state,
+                "G_optimizer": {"state": {}, "param_groups": [{"lr": 1e-4, "params": [0]}]},
+                "D_optimizer": {"state": {}, "param_groups": [{"lr": 4e-4, "params": [0]}]},
+                "epoch": 99}, path)
+    return path
+
+
+def _run(generator, inputs):
+    with torch.no_grad():
+        return generator(inputs)
+
+
+def test_published_checkpoint_loads_and_reproduces_reference(tmp_path, golden_generator):
+    path = _published_checkpoint(tmp_path, golden_generator["state_dict"])
+    loaded = load_generator(path)
+    assert loaded.source_format == "published"
+    assert loaded.generator.config == GeneratorConfig(conv_dim=8)
+    out = _run(loaded.generator, golden_generator["input"])
+    assert (out - golden_generator["output"]).abs().max().item() <= 1e-5
+
+    both = load_published_checkpoint(path)
+    generator, discriminator = build_published(both)
+    assert discriminator is not None and discriminator.config.conv_dim == 32
+    assert (_run(generator, golden_generator["input"]) - golden_generator["output"]).abs().max() <= 1e-5
+
+
+def test_bare_published_generator_state_dict_loads(tmp_path, golden_generator):
+    path = tmp_path / "G.pth"
+    torch.save(golden_generator["state_dict"], path)
+    assert load_generator(path).source_format == "published"
+
+
+def test_export_round_trip_keeps_weights_and_metadata(tmp_path, golden_generator):
+    source = load_generator(_published_checkpoint(tmp_path, golden_generator["state_dict"]))
+    target = tmp_path / "generator.safetensors"
+    save_generator(target, source.generator, "uegan-charbonnier")
+    loaded = load_generator(target)
+    assert loaded.source_format == "export"
+    assert loaded.variant == "uegan-charbonnier"
+    assert loaded.generator.config == source.generator.config
+    for key, value in source.generator.state_dict().items():
+        assert torch.equal(loaded.generator.state_dict()[key], value), key
+    from safetensors import safe_open
+    with safe_open(str(target), framework="pt") as handle:
+        metadata = handle.metadata()
+    assert metadata["format"] == "uegan-generator"
+    assert metadata["format_version"] == "1"
+    assert metadata["conv_dim"] == "8"
+
+
+def test_export_never_overwrites_unless_asked(tmp_path):
+    target = tmp_path / "generator.safetensors"
+    target.write_bytes(b"precious")
+    generator = Generator(GeneratorConfig(conv_dim=8))
+    with pytest.raises(UserError, match="already exists"):
+        save_generator(target, generator, "uegan")
+    assert target.read_bytes() == b"precious"
+    save_generator(target, generator, "uegan", overwrite=True)
+    assert load_generator(target).variant == "uegan"
+    assert [p.name for p in tmp_path.iterdir()] == ["generator.safetensors"]  # no temporaries
+
+
+def test_se_export_round_trip(tmp_path):
+    generator = Generator(GeneratorConfig(conv_dim=8, se_after_ga5=True))
+    save_generator(tmp_path / "g.safetensors", generator, "uegan-charbonnier-se")
+    loaded = load_generator(tmp_path / "g.safetensors")
+    assert loaded.generator.config.se_after_ga5
+
+
+def test_training_checkpoint_format_is_read(tmp_path):
+    generator = Generator(GeneratorConfig(conv_dim=8))
+    path = tmp_path / "step_10.pt"
+    torch.save({"format": TRAIN_FORMAT, "version": 1, "variant": "uegan",
+                "generator_config": generator.config.to_dict(),
+                "G": generator.state_dict(), "step": 10}, path)
+    loaded = load_generator(path)
+    assert loaded.source_format == "train" and loaded.variant == "uegan"
+
+
+class _Payload:
+    """Unpickling this would create a file: a checkpoint must never run code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_checkpoint_loading_never_unpickles_arbitrary_objects(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as handle:
+        pickle.dump({"G_net": _Payload(marker)}, handle)
+    with pytest.raises(UserError, match="cannot read"):
+        load_generator(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"\x89PNG\r\n\x1a\n0000"])
+def test_garbage_files_are_rejected_clearly(tmp_path, content):
+    path = tmp_path / "broken.pth"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match="broken.pth"):
+        load_generator(path)
+
+
+def test_missing_and_foreign_checkpoints_are_rejected(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        load_generator(tmp_path / "nope.pth")
+    other = tmp_path / "other.pth"
+    torch.save({"model": {"fc.weight": torch.zeros(2, 2)}}, other)
+    with pytest.raises(UserError, match="not a UEGAN checkpoint"):
+        load_generator(other)
+
+
+def test_wrong_shapes_are_rejected(tmp_path, golden_generator):
+    state = dict(golden_generator["state_dict"])
+    state["dec2.main.1.weight"] = torch.zeros(3, 3, 3, 3)
+    with pytest.raises(UserError, match="do not fit"):
+        load_generator(_published_checkpoint(tmp_path, state))
+
+
+# --- VGG19 weights ---------------------------------------------------------------------------
+
+def test_vgg_explicit_path_loads_torchvision_layout(golden_vgg_state):
+    vgg = build_vgg19(GOLDEN / "vgg19_random_to_relu5_1.pt")
+    for key, value in golden_vgg_state.items():
+        assert torch.equal(vgg.state_dict()[key], value), key
+
+
+def test_vgg_found_in_torch_hub_cache(tmp_path, monkeypatch, golden_vgg_state):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cache = vgg19_cache_path()
+    assert cache == tmp_path / "hub" / "checkpoints" / VGG19_FILENAME
+    cache.parent.mkdir(parents=True)
+    full = dict(golden_vgg_state)
+    full["classifier.0.weight"] = torch.zeros(1)  # a full torchvision file has more: ignored
+    torch.save(full, cache)
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("must not download when the cache has the file")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    vgg = build_vgg19()
+    assert torch.equal(vgg.state_dict()["features.28.weight"], golden_vgg_state["features.28.weight"])
+
+
+def test_vgg_offline_and_absent_says_which_file_goes_where(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(UserError) as error:
+        build_vgg19()
+    message = str(error.value)
+    assert VGG19_FILENAME in message and str(tmp_path / "hub" / "checkpoints") in message
+    assert "--vgg-weights" in message
+
+
+def test_vgg_missing_explicit_file_and_wrong_file(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        build_vgg19(tmp_path / "vgg.pth")
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"features.0.weight": torch.zeros(1)}, wrong)
+    with pytest.raises(UserError, match="torchvision's layout"):
+        build_vgg19(wrong)
+
+
+def test_vgg_random_only_when_asked(caplog):
+    with caplog.at_level("WARNING"):
+        vgg = build_vgg19("random")
+    assert "RANDOM VGG19" in caplog.text
+    assert not any(p.requires_grad for p in vgg.parameters())
