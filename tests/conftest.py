@@ -9,7 +9,17 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("UEGAN_SHARED", REPO.parent / "shared"))
+
+
+def _find_shared() -> Path:
+    """The project's shared folder: $UEGAN_SHARED, else ``../shared`` beside the checkout."""
+    if "UEGAN_SHARED" in os.environ:
+        return Path(os.environ["UEGAN_SHARED"])
+    candidates = [REPO.parent / "shared", Path("/work/shared")]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+SHARED = _find_shared()
 GOLDEN = SHARED / "golden"
 FIVEK_SAMPLE = SHARED / "data" / "fivek-sample"
 
