@@ -20,6 +20,8 @@ from uegan.errors import UserError
 COMMAND_MODULES: tuple[str, ...] = (
     "variants",
     "prepare_fivek",
+    "enhance",
+    "export",
 )
 
 EXIT_OK = 0

@@ -1,0 +1,289 @@
+"""``uegan enhance``: enhance photos with a trained generator.
+
+Inputs are files, folders (searched recursively) or glob patterns. A bad input (an empty,
+truncated or non-image file, a decompression bomb, an unreadable path, an output that cannot be
+written) gives one line naming the file and the reason, and the others are still processed.
+Exit code: 0 when every input succeeded (or was skipped because its output exists), 1 when some
+failed, 2 for a usage error (a bad option, an unreadable checkpoint).
+
+Existing outputs are skipped unless ``--overwrite``, so an interrupted job resumes where it
+stopped. ``--shard i/n`` (and the ``RANK`` / ``WORLD_SIZE`` that ``torchrun`` sets) split the
+inputs deterministically: sorted by output path, input k goes to shard k mod n.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import logging
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from uegan.cli import EXIT_FAILED, EXIT_OK
+from uegan.errors import UserError
+from uegan.imageio import is_image_path
+
+log = logging.getLogger(__name__)
+
+PROG = "uegan enhance"
+
+
+@dataclass
+class Job:
+    source: Path
+    relative: Path  # output path relative to --out, with the input's suffix
+    output: Path | None = None
+
+
+def register(subparsers) -> None:
+    from uegan.inference import DEFAULT_MAX_SIDE, DEFAULT_TILE
+    from uegan.photo_io import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS
+
+    parser = subparsers.add_parser(
+        "enhance", help="enhance photos with a trained generator",
+        description="Enhance photos (PNG, JPEG, TIFF, WebP, BMP) with a UEGAN generator. "
+                    "The checkpoint may be a published UEGAN .pth, a training checkpoint of this "
+                    "project or an exported generator; its format is detected.")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image files, folders (searched recursively) or glob patterns")
+    parser.add_argument("--checkpoint", "-c", required=True, help="generator checkpoint")
+    parser.add_argument("--out", "-o", required=True, type=Path,
+                        help="output folder (folder inputs keep their sub-folders)")
+    parser.add_argument("--format", choices=sorted(OUTPUT_FORMATS) + ["jpg", "tif"],
+                        help="output format (default: the input's)")
+    parser.add_argument("--quality", type=int, default=DEFAULT_QUALITY,
+                        help=f"JPEG / WebP quality, 1-100 (default {DEFAULT_QUALITY})")
+    parser.add_argument("--bit-depth", type=int, choices=(8, 16), default=8,
+                        help="bits per channel of PNG and TIFF outputs (default 8)")
+    parser.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE,
+                        help=f"long side at which the generator runs on larger photos; the "
+                             f"result is carried to full resolution by a guided-filter colour "
+                             f"transform (default {DEFAULT_MAX_SIDE})")
+    parser.add_argument("--full-res", action="store_true",
+                        help="run the generator on the whole image (tiled, exact; slower)")
+    parser.add_argument("--tile", type=int, default=DEFAULT_TILE,
+                        help=f"tile side for --full-res on large images (default {DEFAULT_TILE})")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help=f"refuse images with more pixels (decompression bombs; default "
+                             f"{DEFAULT_MAX_PIXELS:,})")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--shard", metavar="I/N",
+                        help="process only the I-th of N deterministic parts of the inputs "
+                             "(0-based); combined with torchrun's RANK/WORLD_SIZE")
+    parser.add_argument("--device", default="auto",
+                        help="cpu, cuda, cuda:N or auto (default: the GPU of this torchrun "
+                             "process if there is one, else cpu)")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch")
+    parser.set_defaults(func=run)
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    if text is None:
+        return 0, 1
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard {text!r}: expected I/N, for example 0/4") from None
+    if count < 1 or not 0 <= index < count:
+        raise UserError(f"--shard {text!r}: need 0 <= I < N")
+    return index, count
+
+
+def effective_shard(shard: tuple[int, int], environ=os.environ) -> tuple[int, int]:
+    """Combine --shard with torchrun's RANK / WORLD_SIZE: shard i/n of rank r of w -> i*w+r / n*w."""
+    index, count = shard
+    try:
+        world = int(environ.get("WORLD_SIZE", "1"))
+        rank = int(environ.get("RANK", "0"))
+    except ValueError:
+        raise UserError("RANK / WORLD_SIZE must be integers") from None
+    if world < 1 or not 0 <= rank < world:
+        raise UserError(f"RANK {rank} / WORLD_SIZE {world} are inconsistent")
+    return index * world + rank, count * world
+
+
+def _walk(folder: Path, failures: list[tuple[str, str]]) -> list[Path]:
+    found = []
+
+    def on_error(error: OSError) -> None:
+        failures.append((error.filename or str(folder),
+                         f"cannot list folder ({error.strerror or error})"))
+
+    for root, dirs, files in os.walk(folder, onerror=on_error, followlinks=False):
+        dirs.sort()
+        for name in files:
+            path = Path(root) / name
+            if is_image_path(path):
+                found.append(path)
+    return found
+
+
+def expand_inputs(specs: list[str]) -> tuple[list[Job], list[tuple[str, str]]]:
+    """Jobs for every image named by the inputs, and (input, reason) for inputs that name none."""
+    jobs: list[Job] = []
+    failures: list[tuple[str, str]] = []
+
+    def add_folder(folder: Path) -> None:
+        images = _walk(folder, failures)
+        if not images:
+            failures.append((str(folder), "no images in this folder"))
+        jobs.extend(Job(path, path.relative_to(folder)) for path in images)
+
+    for spec in specs:
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            add_folder(path)
+        elif path.exists() or path.is_symlink():
+            jobs.append(Job(path, Path(path.name)))
+        elif glob.has_magic(spec):
+            matches = sorted(glob.glob(os.path.expanduser(spec), recursive=True))
+            if not matches:
+                failures.append((spec, "no file matches this pattern"))
+            for match in map(Path, matches):
+                if match.is_dir():
+                    add_folder(match)
+                elif is_image_path(match):
+                    jobs.append(Job(match, Path(match.name)))
+        else:
+            failures.append((spec, "no such file or folder"))
+    return jobs, failures
+
+
+def plan_outputs(jobs: list[Job], out: Path, format: str | None
+                 ) -> tuple[list[Job], list[tuple[str, str]]]:
+    """Give each job its output path; refuse collisions and outputs that would replace an input."""
+    from uegan.photo_io import OUTPUT_FORMATS
+
+    failures: list[tuple[str, str]] = []
+    planned: dict[Path, Job] = {}
+    sources = {job.source.resolve() for job in jobs}
+    for job in sorted(jobs, key=lambda j: (j.relative.as_posix(), str(j.source))):
+        relative = job.relative
+        if format is not None:
+            relative = relative.with_suffix(OUTPUT_FORMATS[format][1])
+        elif not is_image_path(relative):
+            relative = relative.with_suffix(relative.suffix + ".png")
+        output = out / relative
+        key = Path(os.path.normpath(output.absolute()))
+        if key in planned:
+            failures.append((str(job.source), f"its output {output} would also be written from "
+                                              f"{planned[key].source}; skipped"))
+            continue
+        if output.resolve() in sources:
+            failures.append((str(job.source), f"its output {output} would replace an input; "
+                                              f"choose another --out"))
+            continue
+        job.output = output
+        planned[key] = job
+    ordered = sorted(planned.values(), key=lambda j: (j.relative.as_posix(), str(j.source)))
+    return ordered, failures
+
+
+def _reason(error: BaseException, job: Job) -> str:
+    from uegan.photo_io import PhotoError
+
+    if isinstance(error, PhotoError):
+        return str(error)
+    if isinstance(error, UserError):
+        return f"{job.source}: {error}"
+    if isinstance(error, OSError):
+        what = error.strerror or str(error)
+        where = error.filename or job.output
+        return f"{job.source}: cannot write {where} ({what})"
+    if isinstance(error, MemoryError):
+        return f"{job.source}: out of memory (try a smaller --max-side or --tile)"
+    return f"{job.source}: {error.__class__.__name__}: {error}"
+
+
+def _output_format(job: Job, format: str | None) -> str:
+    from uegan.photo_io import normalise_format
+
+    if format is not None:
+        return format
+    suffix = job.output.suffix
+    return normalise_format(suffix)
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name != "auto":
+        return name
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
+    return "cpu"
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from uegan.fileio import atomic_path
+    from uegan.inference import Enhancer
+    from uegan.photo_io import (OUTPUT_FORMATS, normalise_format, read_photo, to_8bit, to_16bit,
+                                write_photo)
+
+    format = normalise_format(args.format) if args.format else None
+    if not 1 <= args.quality <= 100:
+        raise UserError(f"--quality {args.quality}: expected 1 to 100")
+    if args.bit_depth == 16 and format is not None and not OUTPUT_FORMATS[format][2]:
+        raise UserError(f"--bit-depth 16 needs --format png or tiff ({format} holds 8 bits)")
+    if args.max_pixels < 1:
+        raise UserError("--max-pixels must be positive")
+    shard_index, shard_count = effective_shard(parse_shard(args.shard))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    enhancer = Enhancer.load(args.checkpoint, _device(args.device), max_side=args.max_side,
+                             full_res=args.full_res, tile=args.tile)
+    log.info("generator: %s checkpoint %s (variant %s), on %s", enhancer.source_format,
+             args.checkpoint, enhancer.variant or "unknown", enhancer.device)
+
+    jobs, failures = expand_inputs(args.inputs)
+    jobs, collisions = plan_outputs(jobs, args.out, format)
+    failures += collisions
+    if shard_count > 1:
+        jobs = jobs[shard_index::shard_count]
+        if shard_index != 0:
+            failures = []  # problems with the input list are reported once, by shard 0
+    for source, reason in failures:
+        print(f"{PROG}: {source}: {reason}", file=sys.stderr)
+
+    done = skipped = failed = 0
+    started = time.perf_counter()
+    for job in jobs:
+        if job.output.exists() and not args.overwrite:
+            skipped += 1
+            log.debug("%s exists, skipped", job.output)
+            continue
+        try:
+            output_format = _output_format(job, format)
+            photo = read_photo(job.source, max_pixels=args.max_pixels)
+            bits = 16 if args.bit_depth == 16 and OUTPUT_FORMATS[output_format][2] else 8
+            rgb = enhancer.enhance_array(photo.rgb, np.uint16 if bits == 16 else np.uint8)
+            alpha = photo.alpha
+            if alpha is not None:
+                alpha = to_16bit(alpha) if bits == 16 else to_8bit(alpha)
+            with atomic_path(job.output, overwrite=args.overwrite) as temporary:
+                write_photo(temporary, rgb, format=output_format, alpha=alpha, exif=photo.exif,
+                            quality=args.quality, bit_depth=bits)
+            done += 1
+            log.debug("wrote %s", job.output)
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:  # one bad file never stops the batch
+            failed += 1
+            print(f"{PROG}: {_reason(error, job)}", file=sys.stderr)
+            if args.debug:
+                traceback.print_exc()
+    failed += len(failures)
+    elapsed = time.perf_counter() - started
+    shard_note = f" (shard {shard_index}/{shard_count})" if shard_count > 1 else ""
+    log.info("enhanced %d, skipped %d existing, failed %d%s in %.1f s", done, skipped, failed,
+             shard_note, elapsed)
+    return EXIT_FAILED if failed else EXIT_OK

@@ -1,0 +1,240 @@
+"""``uegan enhance``: batches with bad inputs, exit codes, resuming, sharding, photo metadata."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import load_golden
+from uegan.cli import main
+from uegan.cli.enhance import effective_shard, parse_shard
+from uegan.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "published.pth"
+    torch.save({"G_net": load_golden("generator_forward.pt")["state_dict"]}, path)
+    return path
+
+
+def photo(height=40, width=56, seed=0, mode="RGB"):
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    pixels = rng.integers(0, 256, (height, width, channels), dtype=np.uint8)
+    return Image.fromarray(pixels[..., 0] if channels == 1 else pixels, mode)
+
+
+def run(capsys, *args):
+    code = main(["enhance", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+def bomb_png() -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 50000, 50000, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(bytes(1 << 16))) + chunk(b"IEND", b""))
+
+
+def test_bad_inputs_never_stop_the_batch(checkpoint, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photo(seed=1).save(folder / "good1.png")
+    photo(seed=2).save(folder / "good2.jpg", quality=95)
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "words.jpg").write_text("this is not a photo")
+    (folder / "cut.jpg").write_bytes((folder / "good2.jpg").read_bytes()[:300])
+    (folder / "bomb.png").write_bytes(bomb_png())
+    (folder / "dangling.png").symlink_to(tmp_path / "gone.png")
+    code, err = run(capsys, folder, tmp_path / "missing.png", "--checkpoint", checkpoint,
+                    "--out", tmp_path / "out")
+    assert code == 1
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("uegan enhance:")]
+    for name, reason in (("empty.png", "empty file"), ("words.jpg", "not an image"),
+                         ("cut.jpg", "truncated or corrupt"), ("bomb.png", "over the limit"),
+                         ("dangling.png", "cannot read"), ("missing.png", "no such file")):
+        matching = [line for line in lines if name in line]
+        assert len(matching) == 1 and reason in matching[0], (name, lines)
+    assert len(lines) == 6
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good1.png", "good2.jpg"]
+
+
+def test_unwritable_output_folder_is_one_line_per_file(checkpoint, tmp_path, capsys):
+    photo(seed=1).save(tmp_path / "a.png")
+    photo(seed=2).save(tmp_path / "b.png")
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the output folder should be")
+    code, err = run(capsys, tmp_path / "a.png", tmp_path / "b.png", "--checkpoint", checkpoint,
+                    "--out", blocker / "out")
+    assert code == 1 and "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("uegan enhance:")]
+    assert len(lines) == 2 and all("cannot write" in line for line in lines)
+
+
+def test_debug_shows_the_traceback(checkpoint, tmp_path, capsys):
+    (tmp_path / "empty.png").write_bytes(b"")
+    code = main(["--debug", "enhance", str(tmp_path / "empty.png"), "--checkpoint",
+                 str(checkpoint), "--out", str(tmp_path / "out")])
+    assert code == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(checkpoint, tmp_path, capsys):
+    photo().save(tmp_path / "a.png")
+    for extra in (["--shard", "3/2"], ["--shard", "x"], ["--bit-depth", "16", "--format", "jpeg"],
+                  ["--quality", "0"]):
+        code, err = run(capsys, tmp_path / "a.png", "--checkpoint", checkpoint, "--out",
+                        tmp_path / "out", *extra)
+        assert code == 2 and "Traceback" not in err, extra
+    code, err = run(capsys, tmp_path / "a.png", "--checkpoint", tmp_path / "nope.pth", "--out",
+                    tmp_path / "out")
+    assert code == 2 and "nope.pth" in err
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    code, err = run(capsys, tmp_path / "a.png", "--checkpoint", tmp_path / "junk.pth", "--out",
+                    tmp_path / "out")
+    assert code == 2 and "junk.pth" in err
+
+
+def test_subprocess_exit_codes_and_no_traceback(checkpoint, tmp_path):
+    photo().save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"")
+    base = [sys.executable, "-m", "uegan", "enhance", "--checkpoint", str(checkpoint), "--out",
+            str(tmp_path / "out")]
+    ok = subprocess.run(base + [str(tmp_path / "a.png")], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run(base + [str(tmp_path / "a.png"), str(tmp_path / "b.png")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "b.png" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_resume_skips_existing_and_overwrite_replaces(checkpoint, tmp_path, capsys):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    for k, name in enumerate(["a.png", "b.png", "sub/c.png"]):
+        photo(seed=k).save(folder / name)
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    (out / "sub" / "c.png").write_bytes(b"left by an interrupted run")  # an existing output
+    assert run(capsys, folder, "--checkpoint", checkpoint, "--out", out)[0] == 0
+    assert (out / "sub" / "c.png").read_bytes() == b"left by an interrupted run"
+    assert (out / "a.png").exists() and (out / "b.png").exists()
+    stamp = (out / "a.png").stat().st_mtime_ns
+    assert run(capsys, folder, "--checkpoint", checkpoint, "--out", out, "--overwrite")[0] == 0
+    assert (out / "sub" / "c.png").read_bytes() != b"left by an interrupted run"
+    assert (out / "a.png").stat().st_mtime_ns >= stamp
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_inputs_are_never_overwritten(checkpoint, tmp_path, capsys):
+    photo().save(tmp_path / "a.png")
+    before = (tmp_path / "a.png").read_bytes()
+    code, err = run(capsys, tmp_path / "a.png", "--checkpoint", checkpoint, "--out", tmp_path,
+                    "--overwrite")
+    assert code == 1 and "would replace an input" in err
+    assert (tmp_path / "a.png").read_bytes() == before
+
+
+def test_globs_formats_and_collisions(checkpoint, tmp_path, capsys):
+    photo(seed=1).save(tmp_path / "x.png")
+    photo(seed=2).save(tmp_path / "x.jpg")
+    photo(seed=3).save(tmp_path / "y.bmp")
+    code, err = run(capsys, str(tmp_path / "*.*"), "--checkpoint", checkpoint, "--out",
+                    tmp_path / "out", "--format", "webp", "--quality", "80")
+    assert code == 1 and "would also be written" in err  # x.png and x.jpg both -> x.webp
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.webp", "y.webp"]
+    with Image.open(tmp_path / "out" / "y.webp") as image:
+        assert image.format == "WEBP" and image.size == (56, 40)
+
+
+def test_shards_partition_the_inputs(checkpoint, tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(7):
+        photo(24, 24, seed=k).save(folder / f"p{k}.png")
+    seen = []
+    for index in range(3):
+        out = tmp_path / f"out{index}"
+        assert run(capsys, folder, "--checkpoint", checkpoint, "--out", out, "--shard",
+                   f"{index}/3")[0] == 0
+        seen.append({p.name for p in out.iterdir()})
+    assert sum(len(s) for s in seen) == 7 and set.union(*seen) == {f"p{k}.png" for k in range(7)}
+    # torchrun's environment splits the same way, within a shard
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "1")
+    assert run(capsys, folder, "--checkpoint", checkpoint, "--out", tmp_path / "rank1")[0] == 0
+    assert {p.name for p in (tmp_path / "rank1").iterdir()} == seen[1]
+
+
+def test_shard_arithmetic():
+    assert parse_shard(None) == (0, 1) and parse_shard("2/5") == (2, 5)
+    for bad in ("5/5", "-1/2", "1", "a/b", "1/0"):
+        with pytest.raises(UserError):
+            parse_shard(bad)
+    assert effective_shard((1, 2), {"WORLD_SIZE": "4", "RANK": "3"}) == (7, 8)
+    assert effective_shard((0, 1), {}) == (0, 1)
+
+
+def test_photo_metadata_alpha_gray_and_16bit(checkpoint, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    # EXIF orientation 6 (rotate 90 clockwise) and a camera name, on a 40 x 56 JPEG
+    image = photo(seed=4)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    exif[0x010F] = "TestCam"
+    image.save(folder / "rotated.jpg", exif=exif, quality=95)
+    rgba = photo(seed=5, mode="RGBA")
+    rgba.save(folder / "alpha.png")
+    photo(seed=6, mode="L").save(folder / "gray.png")
+    wide = np.random.default_rng(7).integers(0, 65536, (32, 48, 3)).astype(np.uint16)
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(folder / "deep.tif", wide, photometric="rgb")
+    out8, out16 = tmp_path / "out8", tmp_path / "out16"
+    assert run(capsys, folder, "--checkpoint", checkpoint, "--out", out8)[0] == 0
+    assert run(capsys, folder, "--checkpoint", checkpoint, "--out", out16, "--bit-depth", "16")[0] == 0
+    with Image.open(out8 / "rotated.jpg") as result:
+        assert result.size == (40, 56)  # rotated: the pixels are upright now
+        assert result.getexif().get(0x0112, 1) == 1 and result.getexif().get(0x010F) == "TestCam"
+    with Image.open(out8 / "alpha.png") as result:
+        assert result.mode == "RGBA"
+        assert np.array_equal(np.asarray(result)[..., 3], np.asarray(rgba)[..., 3])
+    with Image.open(out8 / "gray.png") as result:
+        assert result.mode == "RGB" and result.size == (56, 40)
+    with Image.open(out8 / "deep.tif") as result:
+        assert result.mode == "RGB" and result.size == (48, 32)
+        eight = np.asarray(result)
+    sixteen = tifffile.imread(out16 / "deep.tif")
+    assert sixteen.dtype == np.uint16 and sixteen.shape == (32, 48, 3)
+    assert np.abs(sixteen / 257.0 - eight).max() <= 0.51
+    assert len(np.unique(sixteen % 257)) > 1  # really 16-bit, not 8-bit scaled up
+    with Image.open(out16 / "rotated.jpg") as result:  # JPEG stays 8-bit
+        assert result.format == "JPEG"
+
+
+def test_torchrun_splits_the_inputs(checkpoint, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(5):
+        photo(24, 24, seed=k).save(folder / f"p{k}.png")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "uegan", "enhance", str(folder), "--checkpoint", str(checkpoint), "--out",
+         str(out), "--device", "cpu"],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == [f"p{k}.png" for k in range(5)]
+    assert "enhanced 3" in result.stderr and "enhanced 2" in result.stderr  # 3 + 2, no overlap
