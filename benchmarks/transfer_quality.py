@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from uegan.inference import Enhancer, fit_local_affine, LocalAffineTransfer, working_size
+from uegan.inference import (DEFAULT_GUIDE_EPS, DEFAULT_GUIDE_RADIUS, Enhancer, LocalAffineTransfer,
+                             fit_local_affine, working_size)
 from uegan.models.generator import Generator, GeneratorConfig
 
 SAMPLE = Path(os.environ.get("UEGAN_SHARED", Path(__file__).resolve().parents[2] / "shared")) \
@@ -116,6 +117,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--max-side", default="96,128,256")
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--no-sweep", action="store_true", help="skip the radius / eps sweep")
     parser.add_argument("--work", type=Path,
                         default=Path(tempfile.gettempdir()) / "uegan-bench-transfer")
     args = parser.parse_args()
@@ -136,7 +138,7 @@ def main() -> None:
         operators[name] = Enhancer(generator, max_side=None).generate
 
     sides = [int(s) for s in args.max_side.split(",")]
-    radius, eps = 2, 1e-4  # the defaults of uegan.inference
+    radius, eps = DEFAULT_GUIDE_RADIUS, DEFAULT_GUIDE_EPS
     print(f"\nPSNR against the direct full-size result (dB; mean over photos; radius {radius}, "
           f"eps {eps:g})")
     print(f"{'operator':<9} {'max side':>8} {'transfer':>9} {'bilinear':>9} {'input':>7}")
@@ -153,6 +155,8 @@ def main() -> None:
                 print(f"{name:<9} {side:>8} {mean[0]:>9.2f} {mean[1]:>9.2f} {mean[2]:>7.2f}",
                       flush=True)
 
+        if args.no_sweep:
+            return
         sweep_side = sides[len(sides) // 2]
         print("\nsweep of the transfer's radius (working-size pixels) and eps, max side "
               f"{sweep_side}, PSNR dB mean over photos")

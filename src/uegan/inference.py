@@ -41,8 +41,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SIDE = 768
 DEFAULT_TILE = 512
-DEFAULT_GUIDE_RADIUS = 2  # pixels of the working-size image
-DEFAULT_GUIDE_EPS = 1e-4  # regularisation of the local colour transform, in [0, 1] units
+# the local colour transform: window radius in working-size pixels and regularisation in [0, 1]
+# units; chosen by the sweep of benchmarks/transfer_quality.py (benchmarks/RESULTS.md)
+DEFAULT_GUIDE_RADIUS = 4
+DEFAULT_GUIDE_EPS = 1e-5
 STRIP_ROWS = 256
 ENCODER_HALO = 32  # receptive radius of the encoder (18 px), rounded up to a multiple of 16
 DECODER_HALO = 64  # receptive radius of everything after the bottleneck (about 50 px)
