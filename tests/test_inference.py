@@ -8,6 +8,8 @@ tester's arithmetic written out; padding references use numpy's reflect padding.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -17,8 +19,9 @@ from conftest import load_golden
 from uegan.checkpoints import save_generator
 from uegan.cli import main
 from uegan.inference import (Enhancer, fit_local_affine, LocalAffineTransfer, padded_size,
-                             tiled_forward)
+                             tiled_forward, tiling_matches)
 from uegan.models.generator import Generator, GeneratorConfig
+from uegan.models.layers import GlobalAttention
 from uegan.published import generator_from_published
 
 
@@ -155,6 +158,26 @@ def test_tiled_forward_with_the_modulated_attention():
     with torch.no_grad():
         whole = generator(x)
     assert (tiled_forward(generator, x, tile=64) - whole).abs().max() <= 1e-5
+
+
+def test_unknown_layers_fall_back_to_the_whole_forward(golden_generator):
+    """A generator the tiled pass does not understand is run whole, with the right result."""
+    generator = golden_generator[0]
+    assert tiling_matches(generator)
+
+    class Doubled(GlobalAttention):  # looks like the published GAM, computes something else
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    changed = copy.deepcopy(generator)
+    doubled = Doubled(changed.ga2.channels)
+    doubled.load_state_dict(changed.ga2.state_dict())
+    changed.ga2 = doubled
+    assert not tiling_matches(changed)
+    pixels = random_pixels(150, 270, 11)
+    tiled_attempt = Enhancer(changed, full_res=True, tile=64)(pixels)
+    whole = Enhancer(changed, max_side=None, tile=512)(pixels)
+    assert np.array_equal(tiled_attempt, whole)
 
 
 def test_local_affine_transfer_reproduces_a_colour_transform():

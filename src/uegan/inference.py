@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from uegan.errors import UserError
 from uegan.models.generator import DIVISOR, Generator
-from uegan.models.layers import GAM_STD_EPS, NORM_EPS, GlobalAttention
+from uegan.models.layers import NORM_EPS, GlobalAttention
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _lerp_upsample_axis(x: torch.Tensor, dim: int, in_start: int, in_full: int, 
     weight = weight.view(shape).to(x.device)
     a = x.index_select(dim, lower)
     b = x.index_select(dim, upper)
-    return a * (1 - weight) + b * weight
+    return b.sub_(a).mul_(weight).add_(a)
 
 
 def _spans(size: int, tile: int) -> list[tuple[int, int]]:
@@ -179,13 +179,34 @@ def _gam_on_tile(gam, features: torch.Tensor, local_moments, feature_moments) ->
     normalised = _normalise(_local_fuse(gam, features), *local_moments)
     if not _is_modulated(gam):  # the published GAM: its global branch is inert
         return normalised
-    mean, var = feature_moments  # the modulated GAM's global vector, from whole-image moments
-    std = torch.sqrt(var + GAM_STD_EPS)
-    stats = torch.cat([mean, std]).to(features.dtype).view(1, -1, 1, 1)
-    vector = gam.expand(F.relu(gam.reduce(stats))).flatten(1)
+    # the module's own global branch, on two pixels per channel whose mean and unbiased
+    # variance are the whole image's: m -+ sqrt(v / 2)
+    mean, var = feature_moments
+    spread = torch.sqrt(var / 2)
+    probe = torch.stack([mean - spread, mean + spread], dim=-1)[None, :, None, :]
+    vector = gam.global_vector(probe.to(features.dtype)).reshape(1, -1)
     scale = F.linear(vector, gam.scale_weight, gam.scale_bias)[:, :, None, None]
     shift = F.linear(vector, gam.shift_weight, gam.shift_bias)[:, :, None, None]
     return normalised * (1 + scale) + shift
+
+
+def tiling_matches(generator: Generator, device: str | torch.device = "cpu",
+                   tolerance: float = 1e-4) -> bool:
+    """Check :func:`tiled_forward` against the generator's own forward on a small random image
+    (2 x 3 tiles of 64): a generator whose layers differ from what the tiled pass assumes is
+    caught here and runs untiled instead."""
+    if not tileable(generator):
+        return False
+    rng = torch.Generator().manual_seed(0)
+    x = (torch.rand(1, 3, 128, 192, generator=rng) * 2 - 1).to(device)
+    with torch.inference_mode():
+        whole = generator(x)
+        try:
+            tiled = tiled_forward(generator, x, tile=64)
+        except Exception as error:  # an unexpected layout: fall back, never fail
+            log.debug("tiled forward failed its check: %s", error)
+            return False
+    return bool((tiled - whole).abs().max() <= tolerance)
 
 
 @torch.inference_mode()
@@ -236,28 +257,39 @@ def tiled_forward(generator: Generator, x: torch.Tensor, tile: int = DEFAULT_TIL
             ry0, ry1 = _region(y0, y1, DECODER_HALO, height)
             rx0, rx1 = _region(x0, x1, DECODER_HALO, width)
             crop = x[:, :, ry0:ry1, rx0:rx1]
-            e = [g.enc1(crop)]
-            for encoder in (g.enc2, g.enc3, g.enc4):
-                e.append(encoder(e[-1]))
-            skips = [_gam_on_tile(gams[k], e[k], moments[k], feature_moments[k])
-                     for k in range(4)]
+            # references are dropped as soon as possible: a tile's activations bound the memory
+            e1 = g.enc1(crop)
+            skips = [_gam_on_tile(gams[0], e1, moments[0], feature_moments[0])]
+            feature = e1
+            for k, encoder in enumerate((g.enc2, g.enc3, g.enc4), start=1):
+                feature = encoder(feature)
+                skips.append(_gam_on_tile(gams[k], feature, moments[k], feature_moments[k]))
+            del feature
             previous, level = bottleneck, 4
             full_prev = (height // 16, width // 16)
             start_prev = (0, 0)
-            for up, dec, skip in ((g.up1, g.dec1, skips[3]), (g.up2, g.dec2, skips[2]),
-                                  (g.up3, g.dec3, skips[1]), (g.up4, g.dec4, skips[0])):
+            for up, dec in ((g.up1, g.dec1), (g.up2, g.dec2), (g.up3, g.dec3), (g.up4, g.dec4)):
+                skip = skips.pop()
                 level -= 1
                 s = 2 ** level
                 start = (ry0 // s, rx0 // s)
-                upsampled = _lerp_upsample_axis(previous, 2, start_prev[0], full_prev[0], start[0],
-                                                skip.shape[2])
-                upsampled = _lerp_upsample_axis(upsampled, 3, start_prev[1], full_prev[1],
-                                                start[1], skip.shape[3])
-                previous = dec(torch.cat([up.conv(upsampled), skip], dim=1))
+                # the 1x1 convolution commutes with the interpolation (weights sum to 1): run
+                # it first, on the smaller map
+                previous = up.conv(previous)
+                previous = _lerp_upsample_axis(previous, 2, start_prev[0], full_prev[0], start[0],
+                                               skip.shape[2])
+                previous = _lerp_upsample_axis(previous, 3, start_prev[1], full_prev[1], start[1],
+                                               skip.shape[3])
+                joined = torch.cat([previous, skip], dim=1)
+                del previous, skip
+                previous = dec(joined)
+                del joined
                 full_prev = (height // s, width // s)
                 start_prev = start
-            residual = g.dec5(previous * e[0])
-            result = torch.clamp(residual + crop, -1.0, 1.0)
+            product = previous * e1
+            del previous, e1
+            result = torch.clamp(g.dec5(product) + crop, -1.0, 1.0)
+            del product
             out[:, :, y0:y1, x0:x1] = result[:, :, y0 - ry0:y1 - ry0, x0 - rx0:x1 - rx0]
     return out
 
@@ -404,6 +436,7 @@ class Enhancer:
         self.guide_eps = guide_eps
         self.variant = variant
         self.source_format = source_format
+        self._tiling_ok: bool | None = None  # checked once, when a tiled forward is first needed
 
     @classmethod
     def load(cls, checkpoint: str | Path, device: str | torch.device = "cpu",
@@ -423,11 +456,19 @@ class Enhancer:
         padded_h, padded_w = padded_size(height, width)
         x = pad_reflect(x.to(self.device, torch.float32), padded_h, padded_w)
         x = 2 * x - 1
-        if padded_h * padded_w > 4 * self.tile * self.tile and tileable(self.generator):
+        if padded_h * padded_w > 4 * self.tile * self.tile and self._tiling_checked():
             y = tiled_forward(self.generator, x, self.tile)
         else:
             y = self.generator(x)
         return ((y[:, :, :height, :width] + 1) / 2).clamp(0, 1)
+
+    def _tiling_checked(self) -> bool:
+        if self._tiling_ok is None:
+            self._tiling_ok = tiling_matches(self.generator, self.device)
+            if not self._tiling_ok:
+                log.warning("this generator cannot be split into tiles exactly; running large "
+                            "images whole (more memory)")
+        return self._tiling_ok
 
     def uses_transfer(self, height: int, width: int) -> bool:
         return (not self.full_res and self.max_side is not None
