@@ -84,6 +84,23 @@ def test_unwritable_output_folder_is_one_line_per_file(checkpoint, tmp_path, cap
     assert len(lines) == 2 and all("cannot write" in line for line in lines)
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file whatever its mode")
+def test_unreadable_file_and_folder(checkpoint, tmp_path, capsys):
+    folder = tmp_path / "in"
+    (folder / "locked").mkdir(parents=True)
+    photo().save(folder / "good.png")
+    photo().save(folder / "secret.png")
+    (folder / "secret.png").chmod(0)
+    (folder / "locked").chmod(0)
+    try:
+        code, err = run(capsys, folder, "--checkpoint", checkpoint, "--out", tmp_path / "out")
+    finally:
+        (folder / "locked").chmod(0o755)
+    assert code == 1 and "Traceback" not in err
+    assert "secret.png" in err and "permission denied" in err and "locked" in err
+    assert (tmp_path / "out" / "good.png").exists()
+
+
 def test_debug_shows_the_traceback(checkpoint, tmp_path, capsys):
     (tmp_path / "empty.png").write_bytes(b"")
     code = main(["--debug", "enhance", str(tmp_path / "empty.png"), "--checkpoint",
@@ -99,6 +116,10 @@ def test_usage_errors_exit_2(checkpoint, tmp_path, capsys):
         code, err = run(capsys, tmp_path / "a.png", "--checkpoint", checkpoint, "--out",
                         tmp_path / "out", *extra)
         assert code == 2 and "Traceback" not in err, extra
+    if not torch.cuda.is_available():
+        code, err = run(capsys, tmp_path / "a.png", "--checkpoint", checkpoint, "--out",
+                        tmp_path / "out", "--device", "cuda")
+        assert code == 2 and "CUDA" in err
     code, err = run(capsys, tmp_path / "a.png", "--checkpoint", tmp_path / "nope.pth", "--out",
                     tmp_path / "out")
     assert code == 2 and "nope.pth" in err

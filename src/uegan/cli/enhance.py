@@ -214,6 +214,8 @@ def _device(name: str) -> str:
     import torch
 
     if name != "auto":
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise UserError(f"--device {name}: CUDA is not available here; use --device cpu")
         return name
     if torch.cuda.is_available():
         return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
