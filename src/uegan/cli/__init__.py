@@ -19,6 +19,8 @@ from uegan.errors import UserError
 # Sub-command modules, in the order `uegan --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "variants",
+    "evaluate",
+    "report",
     "prepare_fivek",
     "enhance",
     "export",

@@ -1,0 +1,55 @@
+"""``uegan evaluate``: PSNR / SSIM (published protocol) and NIMA of a folder of enhanced images."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from uegan import evaluation, metrics
+
+EPILOG = """\
+Outputs and labels are paired by file name without extension. PSNR and SSIM follow the
+published FiveK protocol (8-bit RGB, 4-pixel border crop, float64; SSIM 'published' = the
+scikit-image defaults, 'gaussian' = the 11x11 sigma-1.5 SSIM of Wang et al. / MATLAB).
+Means are true means; the published scripts divide by N-1 (their figure is also printed).
+NIMA weights (metrics/NIMA/pretrain-model.pth of the UEGAN repository): --nima-weights, else
+$UEGAN_NIMA_WEIGHTS, else $TORCH_HOME/hub/checkpoints/uegan/nima-pretrain-model.pth.
+Exit status: 0 all evaluated, 1 some files not evaluated (each is named), 2 usage error."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="measure enhanced images (PSNR, SSIM, NIMA)",
+        description="Measure a folder of enhanced images against their labels (PSNR, SSIM) and, "
+                    "with the published weights, with NIMA. Without --label: NIMA only.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pred", required=True, type=Path, metavar="DIR", help="folder of enhanced images")
+    parser.add_argument("--label", type=Path, metavar="DIR", help="folder of reference images (same names)")
+    parser.add_argument("--ssim", choices=metrics.SSIM_PROTOCOLS, default="published",
+                        help="SSIM protocol (default: published)")
+    nima_group = parser.add_mutually_exclusive_group()
+    nima_group.add_argument("--nima-weights", type=Path, metavar="PATH",
+                            help="the published NIMA weights (pretrain-model.pth); NIMA is then required")
+    nima_group.add_argument("--no-nima", action="store_true", help="skip NIMA even when weights are found")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write summary and per-image rows as JSON")
+    parser.add_argument("--csv", type=Path, metavar="FILE", help="write per-image rows as CSV")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing --json / --csv files")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    evaluation.check_writable([args.json, args.csv], overwrite=args.overwrite)
+    nima_mode: evaluation.NimaMode = "off" if args.no_nima else "on" if args.nima_weights else "auto"
+    config = evaluation.EvaluationConfig(
+        pred_dir=args.pred, label_dir=args.label, ssim_protocol=args.ssim, nima=nima_mode,
+        nima_weights=args.nima_weights, device=args.device,
+        progress=not getattr(args, "quiet", False))
+    result = evaluation.evaluate(config)
+    if args.json is not None:
+        evaluation.write_json(result, args.json, overwrite=args.overwrite)
+    if args.csv is not None:
+        evaluation.write_csv(result, args.csv, overwrite=args.overwrite)
+    print(evaluation.format_summary(result), file=sys.stdout)
+    return 1 if result.problems else 0
