@@ -19,6 +19,7 @@ from uegan.errors import UserError
 # Sub-command modules, in the order `uegan --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "variants",
+    "train",
     "evaluate",
     "report",
     "prepare_fivek",

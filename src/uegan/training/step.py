@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -108,6 +109,40 @@ class StepLosses:
         return {name: float(value) for name, value in vars(self).items()}
 
 
+class MixedPrecision:
+    """Autocast around the forward passes (``dtype`` bf16 or fp16) and, with a ``scaler``
+    (``torch.amp.GradScaler``, for fp16), loss scaling for both optimisers. ``dtype=None``:
+    full precision, the published setting."""
+
+    def __init__(self, device_type: str = "cpu", dtype: torch.dtype | None = None,
+                 scaler: torch.amp.GradScaler | None = None):
+        self.device_type = device_type
+        self.dtype = dtype
+        self.scaler = scaler
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+        else:
+            optimizer.step()
+
+    def update(self) -> None:
+        """Once per training step, after both optimiser steps."""
+        if self.scaler is not None:
+            self.scaler.update()
+
+
+FULL_PRECISION = MixedPrecision()
+
+
 def to_unit_range(image: torch.Tensor) -> torch.Tensor:
     """[-1, 1] -> [0, 1]."""
     return (image + 1) / 2
@@ -117,29 +152,39 @@ def train_step(generator: nn.Module, discriminator: nn.Module, fidelity: Fidelit
                pool: ImagePool, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                low: torch.Tensor, high: torch.Tensor,
                identity_criterion: IdentityCriterion = "l1",
-               weights: LossWeights = LossWeights(), adversarial_input: bool = True) -> StepLosses:
-    """One D update and one G update on a batch of low- and high-quality images in [-1, 1]."""
-    fake = generator(low)
+               weights: LossWeights = LossWeights(), adversarial_input: bool = True,
+               precision: MixedPrecision | None = None) -> StepLosses:
+    """One D update and one G update on a batch of low- and high-quality images in [-1, 1].
+
+    ``precision`` (optional) runs the forward passes under autocast and scales the losses;
+    without it everything runs in the tensors' own precision.
+    """
+    amp = precision if precision is not None else FULL_PRECISION
+    with amp.autocast():
+        fake = generator(low)
     pooled = pool.query(fake)
 
     # D step: real high-quality vs pooled fakes, and (published default) vs the raw inputs
     opt_d.zero_grad(set_to_none=True)
-    real_scores = discriminator(high)
-    d_loss = rahinge_d_loss(real_scores, discriminator(pooled.detach()))
-    if adversarial_input:
-        d_loss = d_loss + rahinge_d_loss(real_scores, discriminator(low))
-    d_loss.backward()
-    opt_d.step()
+    with amp.autocast():
+        real_scores = discriminator(high)
+        d_loss = rahinge_d_loss(real_scores, discriminator(pooled.detach()))
+        if adversarial_input:
+            d_loss = d_loss + rahinge_d_loss(real_scores, discriminator(low))
+    amp.backward(d_loss)
+    amp.step(opt_d)
 
     # G step against the updated D. D's parameters receive gradients here too (as in the
     # published code); the next D step zeroes them before use.
     opt_g.zero_grad(set_to_none=True)
-    g_adv = weights.adversarial * rahinge_g_loss(discriminator(high), discriminator(fake))
-    g_fid = weights.fidelity * fidelity(to_unit_range(fake), to_unit_range(low))
-    g_idt = weights.identity * identity_loss(generator(high), high, identity_criterion)
-    g_loss = g_adv + g_fid + g_idt
-    g_loss.backward()
-    opt_g.step()
+    with amp.autocast():
+        g_adv = weights.adversarial * rahinge_g_loss(discriminator(high), discriminator(fake))
+        g_fid = weights.fidelity * fidelity(to_unit_range(fake), to_unit_range(low))
+        g_idt = weights.identity * identity_loss(generator(high), high, identity_criterion)
+        g_loss = g_adv + g_fid + g_idt
+    amp.backward(g_loss)
+    amp.step(opt_g)
+    amp.update()
 
     return StepLosses(d_loss.detach(), g_loss.detach(), g_adv.detach(), g_fid.detach(),
                       g_idt.detach())

@@ -1,0 +1,93 @@
+"""``uegan train``: train a UEGAN variant on a folder of low-quality and one of high-quality photos.
+
+Multi-process: ``torchrun --nproc_per_node N -m uegan train ...`` (DistributedDataParallel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from uegan.training.config import PRECISIONS, parse_set_options, resolve_train_config
+from uegan.variants import VARIANTS
+
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+# command-line flag -> configuration field (values left at None are not overrides)
+FLAG_FIELDS = ("variant", "low", "high", "val_low", "val_label", "out", "epochs", "steps",
+               "save_every", "device", "seed", "precision", "vgg_weights", "batch_size",
+               "num_workers", "nima_weights", "keep_last")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train a UEGAN variant on unpaired low- and high-quality photos",
+        description=(
+            "Train UEGAN on two unpaired folders of photos (searched recursively for png, jpg, "
+            "jpeg, tif, tiff, webp and bmp files). Settings: the published FiveK defaults, then "
+            "--config FILE (a YAML preset, see configs/), then the flags below, then --set. "
+            "Several processes: torchrun --nproc_per_node N -m uegan train ..."),
+    )
+    data = parser.add_argument_group("data and output")
+    data.add_argument("--config", metavar="FILE", help="YAML preset of training settings")
+    data.add_argument("--low", metavar="DIR", help="folder of low-quality photos (the inputs)")
+    data.add_argument("--high", metavar="DIR", help="folder of high-quality photos (unpaired)")
+    data.add_argument("--val-low", metavar="DIR", help="validation inputs")
+    data.add_argument("--val-label", metavar="DIR", help="validation labels (matched by file name)")
+    data.add_argument("--out", metavar="RUN_DIR", help="run directory (checkpoints, logs, exports)")
+    data.add_argument("--skip-bad-images", action="store_true", default=None,
+                      help="skip unreadable image files (counted in the log) instead of stopping")
+    model = parser.add_argument_group("model and schedule")
+    model.add_argument("--variant", choices=sorted(VARIANTS), help="model variant (default uegan)")
+    model.add_argument("--vgg-weights", metavar="PATH",
+                       help="VGG19 ImageNet weights (vgg19-dcbb9e9d.pth) for the fidelity loss; "
+                            "default: the torch hub cache; 'random' for random weights (tests only)")
+    model.add_argument("--epochs", type=int, metavar="N", help="epochs (default 100)")
+    model.add_argument("--steps", type=int, metavar="N",
+                       help="stop after N optimiser steps in total (overrides --epochs)")
+    model.add_argument("--batch-size", type=int, metavar="N", help="images per process and step")
+    model.add_argument("--seed", type=int, metavar="N", help="random seed (default 0)")
+    model.add_argument("--set", action="append", metavar="KEY=VALUE", dest="set_values",
+                       help="any other setting, e.g. --set crop_size=384 (repeatable)")
+    run_group = parser.add_argument_group("running")
+    run_group.add_argument("--save-every", type=int, metavar="N", help="steps between checkpoints")
+    run_group.add_argument("--keep-last", type=int, metavar="K", help="step checkpoints kept")
+    run_group.add_argument("--resume", action="store_true",
+                           help="continue from the newest checkpoint in RUN_DIR")
+    run_group.add_argument("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    run_group.add_argument("--precision", choices=PRECISIONS, help="fp32 (default), bf16 or fp16")
+    run_group.add_argument("--num-workers", type=int, metavar="N", help="data-loading processes")
+    run_group.add_argument("--nima-weights", metavar="PATH",
+                           help="NIMA weights (pretrain-model.pth): also measure NIMA when validating")
+    run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace):
+    overrides = {name: getattr(args, name) for name in FLAG_FIELDS if getattr(args, name) is not None}
+    if args.skip_bad_images:
+        overrides["skip_bad_images"] = True
+    if args.resume:
+        overrides["resume"] = True
+    if args.no_progress or not sys.stderr.isatty():
+        overrides["progress"] = False
+    config = resolve_train_config(args.config, overrides, parse_set_options(args.set_values))
+    config.require_paths()
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    from uegan.training.trainer import Trainer, TrainingError
+
+    if int(os.environ.get("RANK", "0")) != 0 and not args.debug:
+        logging.getLogger().setLevel(logging.WARNING)  # one set of logs: rank 0's
+    config = config_from_args(args)
+    try:
+        result = Trainer(config).fit()
+    except TrainingError as error:
+        print(f"uegan train: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_INTERRUPTED if result.interrupted else 0
