@@ -18,6 +18,7 @@ from uegan.errors import UserError
 
 # Sub-command modules, in the order `uegan --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
+    "demo",
     "variants",
     "train",
     "evaluate",

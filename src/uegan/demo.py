@@ -1,0 +1,519 @@
+"""``uegan demo``: UEGAN end to end on a fresh machine, with nothing downloaded.
+
+The photographs come from scikit-image's own data folder (the files its wheel ships, read
+directly: nothing is fetched). No photo is both trained on and measured:
+
+- training photos ``astronaut``, ``rocket`` and ``motorcycle_left`` are each cut into two halves
+  along their long side: one half goes to the high-quality set as it is, the other half,
+  degraded several times at random, to the low-quality set. The two sets then show similar
+  kinds of scenes but never the same pixels, and nothing pairs them: the discriminator can only
+  tell them apart by quality, as with FiveK's experts and inputs (with two whole photos per
+  set it learns their content instead, and the generator drifts);
+- held-out pairs: ``coffee`` and ``chelsea``, each degraded several times at random, with the
+  original as the reference.
+
+A *degradation* (:class:`Degradation`) is what a camera's automatic settings get wrong, the way
+FiveK's inputs differ from the experts' retouches: under-exposure (a gain in linear light),
+a gamma, reduced contrast, and a white-balance cast, each drawn at random within fixed ranges.
+
+Training then runs the UEGAN objective unchanged (relativistic hinge quality loss, VGG fidelity
+loss, multiscale identity loss) on a reduced model for a time budget, enhances the held-out
+photos, and reports PSNR/SSIM of input and output against the originals (published protocol:
+8-bit, 4-pixel border crop), with before/after images and an HTML page.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.util
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from uegan.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# role -> scikit-image data file names (all shipped inside the scikit-image wheel)
+TRAINING_PHOTOS = ("astronaut.png", "rocket.jpg", "motorcycle_left.png")
+HELD_OUT_PHOTOS = ("coffee.png", "chelsea.png")
+PHOTO_SIZE = 256          # short edge of the held-out photos
+TRAINING_PHOTO_SIZE = 288 # short edge of the training photos (then cut in halves)
+DEFAULT_LOW_COPIES = 8    # random degradations of each low-quality photo
+DEFAULT_HELD_OUT_COPIES = 3
+
+
+def skimage_data_folder() -> Path:
+    """scikit-image's bundled data folder (found without importing scikit-image)."""
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("uegan demo takes its photos from scikit-image, which is not installed: "
+                        "pip install 'uegan[demo]' (or pip install scikit-image)")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "data"
+    missing = [name for name in TRAINING_PHOTOS + HELD_OUT_PHOTOS if not (folder / name).is_file()]
+    if missing:
+        raise UserError(f"scikit-image's data folder {folder} lacks {', '.join(missing)}: reinstall "
+                        f"scikit-image from its wheel (pip install --force-reinstall scikit-image)")
+    return folder
+
+
+def load_photo(name: str, short_edge: int = PHOTO_SIZE, folder: Path | None = None) -> np.ndarray:
+    """A sample photo as float32 RGB in [0, 1], short edge resized to ``short_edge`` and both
+    sides cropped (centred) to multiples of 16, as the generator needs."""
+    path = (folder or skimage_data_folder()) / name
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        width, height = image.size
+        scale = short_edge / min(width, height)
+        size = (max(16, round(width * scale)), max(16, round(height * scale)))
+        image = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=None)
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    h, w = (array.shape[0] // 16) * 16, (array.shape[1] // 16) * 16
+    top, left = (array.shape[0] - h) // 2, (array.shape[1] - w) // 2
+    return np.ascontiguousarray(array[top:top + h, left:left + w])
+
+
+def _srgb_to_linear(v: np.ndarray) -> np.ndarray:
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(v: np.ndarray) -> np.ndarray:
+    v = np.clip(v, 0.0, 1.0)
+    return np.where(v <= 0.0031308, 12.92 * v, 1.055 * v ** (1 / 2.4) - 0.055)
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """A global photographic degradation, applied in this order:
+
+    exposure (gain ``2 ** exposure_ev`` in linear light, clipped), white balance (gains on the
+    red and blue channels in linear light), gamma (``v ** gamma`` on sRGB values), contrast
+    (``mean + contrast * (v - mean)`` around the image's mean).
+    """
+
+    exposure_ev: float
+    red_gain: float
+    blue_gain: float
+    gamma: float
+    contrast: float
+
+    def apply(self, rgb: np.ndarray) -> np.ndarray:
+        linear = _srgb_to_linear(np.asarray(rgb, dtype=np.float64))
+        linear = linear * (2.0 ** self.exposure_ev)
+        linear = linear * np.array([self.red_gain, 1.0, self.blue_gain])
+        v = _linear_to_srgb(linear) ** self.gamma
+        mean = v.mean()
+        return np.clip(mean + self.contrast * (v - mean), 0.0, 1.0).astype(np.float32)
+
+    def describe(self) -> str:
+        return (f"exposure {self.exposure_ev:+.2f} EV, gains R {self.red_gain:.2f} B {self.blue_gain:.2f}, "
+                f"gamma {self.gamma:.2f}, contrast {self.contrast:.2f}")
+
+
+# ranges of the random degradations: mostly dark, flat and tinted, like a camera's bad guess
+EXPOSURE_EV = (-1.4, -0.4)
+RED_GAIN = (0.75, 1.05)
+BLUE_GAIN = (0.95, 1.3)
+GAMMA = (1.0, 1.4)
+CONTRAST = (0.6, 0.9)
+
+
+def random_degradation(rng: np.random.Generator) -> Degradation:
+    return Degradation(exposure_ev=float(rng.uniform(*EXPOSURE_EV)), red_gain=float(rng.uniform(*RED_GAIN)),
+                       blue_gain=float(rng.uniform(*BLUE_GAIN)), gamma=float(rng.uniform(*GAMMA)),
+                       contrast=float(rng.uniform(*CONTRAST)))
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    return np.floor(np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def save_png(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb if rgb.dtype == np.uint8 else to_uint8(rgb)).save(path)
+
+
+@dataclass
+class DemoData:
+    """Where the demo's data set was written, and how the held-out pairs were degraded."""
+
+    high: Path
+    low: Path
+    test_low: Path
+    test_label: Path
+    degradations: dict[str, dict]        # file name -> Degradation fields (low set and held out)
+
+
+def build_dataset(root: Path, seed: int = 0, low_copies: int = DEFAULT_LOW_COPIES,
+                  held_out_copies: int = DEFAULT_HELD_OUT_COPIES, short_edge: int = PHOTO_SIZE) -> DemoData:
+    """Write the demo's unpaired training sets and held-out pairs under ``root`` (PNG files)."""
+    folder = skimage_data_folder()
+    rng = np.random.default_rng(seed)
+    data = DemoData(root / "train" / "high", root / "train" / "low", root / "test" / "low",
+                    root / "test" / "label", {})
+    for index, name in enumerate(TRAINING_PHOTOS):
+        photo = load_photo(name, TRAINING_PHOTO_SIZE, folder)
+        halves = np.array_split(photo, 2, axis=1 if photo.shape[1] >= photo.shape[0] else 0)
+        high, low = halves if index % 2 == 0 else halves[::-1]
+        save_png(data.high / f"{Path(name).stem}.png", high)
+        for copy in range(low_copies):
+            degradation = random_degradation(rng)
+            file_name = f"{Path(name).stem}-{copy + 1}.png"
+            save_png(data.low / file_name, degradation.apply(low))
+            data.degradations[f"train/low/{file_name}"] = asdict(degradation)
+    for name in HELD_OUT_PHOTOS:
+        photo = load_photo(name, short_edge, folder)
+        for copy in range(held_out_copies):
+            degradation = random_degradation(rng)
+            file_name = f"{Path(name).stem}-{copy + 1}.png"
+            save_png(data.test_label / file_name, photo)
+            save_png(data.test_low / file_name, degradation.apply(photo))
+            data.degradations[f"test/low/{file_name}"] = asdict(degradation)
+    (root / "degradations.json").write_text(json.dumps(data.degradations, indent=1) + "\n", encoding="utf-8")
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# The demo run
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_OUT = "uegan-demo"
+DEFAULT_MINUTES = 3.0
+MIN_STEPS, MAX_STEPS = 40, 3000
+RANDOM_VGG_NOTE = ("No VGG19 ImageNet weights were found, so this demo uses a RANDOM VGG19 for "
+                   "the fidelity loss (only the demo does that; the published model and "
+                   "`uegan train` use the ImageNet weights).")
+OUR_NAMES = ("index.html", "results.json", "images", "data", "run")
+
+
+@dataclass
+class DemoSettings:
+    """The reduced model and schedule of the demo (the UEGAN objective is unchanged)."""
+
+    minutes: float = DEFAULT_MINUTES   # training time budget, used when ``steps`` is None
+    steps: int | None = None           # exact number of training steps (reproducible)
+    seed: int = 0
+    variant: str = "uegan"
+    conv_dim: int = 8                  # published: 32
+    d_conv_dim: int = 8                # published: 32
+    crop_size: int = 96                # published: random crop 512 ...
+    image_size: int = 96               # ... resized to 256 (96 is the discriminator's minimum)
+    batch_size: int = 2                # published: 10
+    lr_scale: float = 1.0              # multiplies the published learning rates (1e-4 G, 4e-4 D)
+    low_copies: int = DEFAULT_LOW_COPIES
+    held_out_copies: int = DEFAULT_HELD_OUT_COPIES
+    vgg_weights: str | None = None     # a VGG19 file; None: the torch hub cache if present
+    threads: int | None = None         # torch threads; None: the faster of 1 and all, measured
+    progress: bool = True
+
+
+@dataclass
+class ImageRow:
+    name: str
+    degradation: str
+    input_psnr: float
+    input_ssim: float
+    output_psnr: float
+    output_ssim: float
+
+
+@dataclass
+class DemoResult:
+    out: Path
+    rows: list[ImageRow]
+    steps: int
+    threads: int
+    train_seconds: float
+    total_seconds: float
+    vgg: str                           # "imagenet: PATH" or "random"
+    settings: DemoSettings
+
+    def mean(self, field_name: str) -> float:
+        return float(np.mean([getattr(row, field_name) for row in self.rows]))
+
+    @property
+    def improved(self) -> bool:
+        return self.mean("output_psnr") > self.mean("input_psnr")
+
+
+def default_out_dir(base: str | Path = DEFAULT_OUT) -> Path:
+    """``./uegan-demo``, or ``./uegan-demo-2``, ``-3``, ... when that one is taken and not empty."""
+    base = Path(base)
+    candidate, number = base, 1
+    while candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir())):
+        number += 1
+        candidate = base.with_name(f"{base.name}-{number}")
+    return candidate
+
+
+def prepare_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse a non-empty folder unless ``overwrite``; then remove only the demo's own outputs."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder: choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise UserError(f"{out} is not empty: pass --overwrite to replace the demo's outputs "
+                            f"there, or choose another --out")
+        import shutil
+
+        for name in OUR_NAMES:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def find_vgg(vgg_weights: str | None):
+    """(VGG19 feature extractor, description): ImageNet weights when present, else random."""
+    from uegan.models.vgg import VGG19Features
+    from uegan.weights import build_vgg19, vgg19_cache_path
+
+    if vgg_weights is not None:
+        return build_vgg19(vgg_weights, download=False), f"imagenet: {vgg_weights}"
+    cached = vgg19_cache_path()
+    if cached.is_file():
+        return build_vgg19(cached, download=False), f"imagenet: {cached}"
+    log.warning("%s", RANDOM_VGG_NOTE)
+    return VGG19Features(), "random"
+
+
+class _StepTimer:
+    """Times training steps of throwaway networks of the demo's size (random images)."""
+
+    def __init__(self, settings: DemoSettings, vgg):
+        import torch
+
+        from uegan.losses import FidelityLoss
+        from uegan.models import Discriminator, DiscriminatorConfig, Generator
+        from uegan.models.init import init_orthogonal
+        from uegan.training.step import ImagePool, make_optimizers
+        from uegan.variants import get_variant
+
+        self.generator = Generator(get_variant(settings.variant).generator_config(settings.conv_dim))
+        self.discriminator = Discriminator(DiscriminatorConfig(settings.d_conv_dim))
+        init_orthogonal(self.generator)
+        init_orthogonal(self.discriminator)
+        self.optimizers = make_optimizers(self.generator, self.discriminator)
+        self.fidelity, self.pool = FidelityLoss(vgg), ImagePool(0)
+        shape = (settings.batch_size, 3, settings.image_size, settings.image_size)
+        rng = torch.Generator().manual_seed(0)
+        self.low = torch.rand(shape, generator=rng) * 2 - 1
+        self.high = torch.rand(shape, generator=rng) * 2 - 1
+
+    def step(self, threads: int) -> float:
+        import time
+
+        import torch
+
+        from uegan.training.step import train_step
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            start = time.perf_counter()
+            train_step(self.generator, self.discriminator, self.fidelity, self.pool, *self.optimizers,
+                       self.low, self.high)
+            return time.perf_counter() - start
+        finally:
+            torch.set_num_threads(previous)
+
+
+def plan_steps(settings: DemoSettings, vgg) -> tuple[int, int, float]:
+    """(steps, threads, seconds per step): the faster thread count (1 or all: on a busy machine
+    one thread can be several times faster), and the steps that fit the time budget."""
+    import os
+
+    import torch
+
+    timer = _StepTimer(settings, vgg)
+    cores = os.cpu_count() or 1
+    candidates = [settings.threads] if settings.threads else sorted({1, torch.get_num_threads(), cores})
+    timer.step(candidates[0])  # warm-up
+    timed: dict[int, float] = {}
+    for threads in candidates:
+        first = timer.step(threads)
+        best = min(timed.values(), default=float("inf"))
+        timed[threads] = first if first > 1.5 * best else min(first, timer.step(threads))
+    threads = min(timed, key=timed.get)
+    seconds = timed[threads]
+    log.info("one training step takes %.2f s with %d thread(s) (%s)", seconds, threads,
+             ", ".join(f"{t} thread(s): {s:.2f} s" for t, s in timed.items()))
+    if settings.steps is not None:
+        return settings.steps, threads, seconds
+    steps = int(settings.minutes * 60 / seconds)
+    if steps < MIN_STEPS:
+        log.warning("only %d steps fit in %.1f minutes on this machine; running %d (about %.0f s)",
+                    steps, settings.minutes, MIN_STEPS, MIN_STEPS * seconds)
+    return max(MIN_STEPS, min(MAX_STEPS, steps)), threads, seconds
+
+
+def train_config(settings: DemoSettings, data: DemoData, run_dir: Path, steps: int):
+    """The demo's TrainConfig: published losses and weights, reduced size, linear decay over
+    the second half of the steps."""
+    from uegan.training.config import TrainConfig
+
+    n_low = len(list(data.low.glob("*.png")))
+    n_high = len(list(data.high.glob("*.png")))
+    steps_per_epoch = max(1, min(n_low, n_high) // settings.batch_size)
+    epochs = max(1, -(-steps // steps_per_epoch))
+    return TrainConfig(
+        low=str(data.low), high=str(data.high), out=str(run_dir), variant=settings.variant,
+        conv_dim=settings.conv_dim, d_conv_dim=settings.d_conv_dim,
+        crop_size=settings.crop_size, image_size=settings.image_size,
+        batch_size=settings.batch_size, steps=steps, epochs=epochs, decay_epochs=epochs // 2,
+        g_lr=1e-4 * settings.lr_scale, d_lr=4e-4 * settings.lr_scale,
+        save_every=steps, keep_last=1, val_save_images=0, num_workers=0, seed=settings.seed,
+        progress=settings.progress, log_every=max(1, steps // 20), device="cpu",
+    ).validate()
+
+
+def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), overwrite: bool = False) -> DemoResult:
+    """Build the data set, train, enhance the held-out photos, measure, write the page."""
+    import time
+
+    import torch
+
+    from uegan.inference import Enhancer
+    from uegan.metrics import psnr, ssim
+    from uegan.training.trainer import GENERATOR_FILE, Trainer
+
+    started = time.perf_counter()
+    out = Path(out)
+    prepare_out_dir(out, overwrite)
+    log.info("building the demo data set from scikit-image's sample photos in %s", out / "data")
+    data = build_dataset(out / "data", settings.seed, settings.low_copies, settings.held_out_copies)
+    vgg, vgg_description = find_vgg(settings.vgg_weights)
+    steps, threads, _ = plan_steps(settings, vgg)
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        config = train_config(settings, data, out / "run", steps)
+        log.info("training UEGAN (%s, conv_dim %d, %dx%d crops, batch %d) for %d steps",
+                 settings.variant, settings.conv_dim, settings.image_size, settings.image_size,
+                 settings.batch_size, steps)
+        train_start = time.perf_counter()
+        Trainer(config, vgg=vgg).fit()
+        train_seconds = time.perf_counter() - train_start
+
+        enhancer = Enhancer.load(out / "run" / GENERATOR_FILE, "cpu")
+        rows = []
+        images = out / "images"
+        for label_path in sorted(data.test_label.glob("*.png")):
+            name = label_path.stem
+            original = np.asarray(Image.open(label_path).convert("RGB"))
+            degraded = np.asarray(Image.open(data.test_low / label_path.name).convert("RGB"))
+            enhanced = enhancer(degraded)
+            save_png(images / f"{name}-input.png", degraded)
+            save_png(images / f"{name}-output.png", enhanced)
+            save_png(images / f"{name}-original.png", original)
+            described = Degradation(**data.degradations[f"test/low/{label_path.name}"]).describe()
+            rows.append(ImageRow(name, described, psnr(degraded, original), ssim(degraded, original),
+                                 psnr(enhanced, original), ssim(enhanced, original)))
+    finally:
+        torch.set_num_threads(previous_threads)
+    result = DemoResult(out, rows, steps, threads, train_seconds, time.perf_counter() - started,
+                        vgg_description, settings)
+    (out / "results.json").write_text(json.dumps(result_dict(result), indent=1) + "\n", encoding="utf-8")
+    (out / "index.html").write_text(render_html(result), encoding="utf-8")
+    return result
+
+
+def result_dict(result: DemoResult) -> dict:
+    return {
+        "held_out": [asdict(row) for row in result.rows],
+        "mean": {name: result.mean(name) for name in ("input_psnr", "input_ssim", "output_psnr", "output_ssim")},
+        "improved": result.improved,
+        "steps": result.steps, "threads": result.threads,
+        "train_seconds": round(result.train_seconds, 1), "total_seconds": round(result.total_seconds, 1),
+        "vgg": result.vgg, "settings": asdict(result.settings),
+        "protocol": "8-bit RGB, 4-pixel border cropped; PSNR 10 log10(255^2/MSE); SSIM as scikit-image "
+                    "structural_similarity (7x7 uniform window), mean over channels",
+    }
+
+
+def format_table(result: DemoResult) -> str:
+    """The console table: input vs original and output vs original, per held-out photo and mean."""
+    header = f"{'held-out photo':<16} {'input PSNR':>10} {'SSIM':>7}   {'output PSNR':>11} {'SSIM':>7}"
+    lines = [header, "-" * len(header)]
+    for row in result.rows:
+        lines.append(f"{row.name:<16} {row.input_psnr:>10.2f} {row.input_ssim:>7.4f}   "
+                     f"{row.output_psnr:>11.2f} {row.output_ssim:>7.4f}")
+    lines.append("-" * len(header))
+    lines.append(f"{'mean':<16} {result.mean('input_psnr'):>10.2f} {result.mean('input_ssim'):>7.4f}   "
+                 f"{result.mean('output_psnr'):>11.2f} {result.mean('output_ssim'):>7.4f}")
+    return "\n".join(lines)
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1250px; color: #222; }
+table.metrics { border-collapse: collapse; margin: 1em 0; }
+table.metrics td, table.metrics th { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
+table.metrics td:first-child, table.metrics th:first-child { text-align: left; }
+.note { background: #fff4d6; border: 1px solid #e8c45a; padding: 0.6em 1em; }
+figure { display: inline-block; margin: 0 8px 0 0; vertical-align: top; }
+figure img { display: block; max-width: 400px; }
+figcaption { font-size: 0.9em; text-align: center; padding: 2px; }
+.pair { margin: 1.5em 0; }
+.better { color: #176b1d; font-weight: bold; }
+"""
+
+
+def render_html(result: DemoResult) -> str:
+    """A self-contained page: the table, then input / output / original side by side."""
+    esc = html.escape
+    s = result.settings
+
+    def cell(value: float, reference: float, digits: int) -> str:
+        css = ' class="better"' if value > reference else ""
+        return f"<td{css}>{value:.{digits}f}</td>"
+
+    rows = "".join(
+        f"<tr><td>{esc(r.name)}</td><td>{r.input_psnr:.2f}</td><td>{r.input_ssim:.4f}</td>"
+        f"{cell(r.output_psnr, r.input_psnr, 2)}{cell(r.output_ssim, r.input_ssim, 4)}</tr>"
+        for r in result.rows)
+    mean = (f"<tr><th>mean</th><th>{result.mean('input_psnr'):.2f}</th><th>{result.mean('input_ssim'):.4f}</th>"
+            f"<th>{result.mean('output_psnr'):.2f}</th><th>{result.mean('output_ssim'):.4f}</th></tr>")
+    figures = "".join(
+        f'<div class="pair"><h3>{esc(r.name)}</h3><p>degraded with {esc(r.degradation)}</p>'
+        f'<figure><img src="images/{esc(r.name)}-input.png" alt="input"><figcaption>input: '
+        f'{r.input_psnr:.2f} dB</figcaption></figure>'
+        f'<figure><img src="images/{esc(r.name)}-output.png" alt="output"><figcaption>UEGAN output: '
+        f'{r.output_psnr:.2f} dB</figcaption></figure>'
+        f'<figure><img src="images/{esc(r.name)}-original.png" alt="original"><figcaption>original'
+        f'</figcaption></figure></div>'
+        for r in result.rows)
+    vgg_note = (f'<p class="note">{esc(RANDOM_VGG_NOTE)}</p>' if result.vgg == "random"
+                else f"<p>Fidelity loss: VGG19 with ImageNet weights ({esc(result.vgg)}).</p>")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>uegan demo</title><style>{_STYLE}</style></head>
+<body>
+<h1>UEGAN demo: unsupervised enhancement of degraded photos</h1>
+<p>Trained without any pairs, on scikit-image's sample photos
+{esc(', '.join(Path(n).stem for n in TRAINING_PHOTOS))}, each cut in two: one half as it is in the
+high-quality set, the other half degraded {s.low_copies} times at random (exposure, white balance,
+gamma, contrast) in the low-quality set. The
+held-out photos ({esc(', '.join(Path(n).stem for n in HELD_OUT_PHOTOS))}) were degraded the same way and
+never seen in training; their originals are the references.</p>
+{vgg_note}
+<p>Reduced model: {esc(s.variant)} objective unchanged, conv_dim {s.conv_dim} (published 32),
+{s.image_size}x{s.image_size} crops, batch {s.batch_size}, learning rates x{s.lr_scale:g} of the
+published ones, {result.steps} steps in {result.train_seconds:.0f} s on the CPU
+({result.threads} thread(s)), seed {s.seed}.</p>
+<table class="metrics">
+<tr><th rowspan="2">held-out photo</th><th colspan="2">input vs original</th><th colspan="2">output vs original</th></tr>
+<tr><th>PSNR (dB)</th><th>SSIM</th><th>PSNR (dB)</th><th>SSIM</th></tr>
+{rows}
+{mean}
+</table>
+<p>Metrics as in the published FiveK protocol: 8-bit RGB, 4 pixels cropped from every border;
+SSIM with a 7x7 uniform window (scikit-image's defaults), mean over channels.</p>
+{figures}
+</body></html>
+"""
