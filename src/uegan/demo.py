@@ -17,7 +17,7 @@ FiveK's inputs differ from the experts' retouches: under-exposure (a gain in lin
 a gamma, reduced contrast, and a white-balance cast, each drawn at random within fixed ranges.
 
 Training then runs the UEGAN objective unchanged (relativistic hinge quality loss, VGG fidelity
-loss, multiscale identity loss) on a reduced model for a time budget, enhances the held-out
+loss, multiscale identity loss) on a reduced model for a fixed 120 steps, enhances the held-out
 photos, and reports PSNR/SSIM of input and output against the originals (published protocol:
 8-bit, 4-pixel border crop), with before/after images and an HTML page.
 """
