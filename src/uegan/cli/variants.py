@@ -15,10 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = [("variant", "identity loss", "SE after ga5", "published PSNR/SSIM/NIMA")]
+    rows = [("variant", "identity loss", "generator changes", "published PSNR/SSIM/NIMA")]
     for v in VARIANTS.values():
         published = "/".join(str(x) for x in v.published) if v.published else "-"
-        rows.append((v.name, v.identity_criterion, "yes" if v.se_after_ga5 else "no", published))
+        rows.append((v.name, v.identity_criterion, v.architecture(), published))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
 
+from uegan.models.attention import ModulatedGlobalAttention
 from uegan.models.layers import ConvBlock, GlobalAttention, SqueezeExcitation, Upsample, reflect_conv
 
 DIVISOR = 16  # height and width must be multiples of 2**4 (four stride-2 encoder stages)
+GAM_KINDS = ("published", "modulated")
+# fields that every configuration file carries; the others are written only when not default,
+# so files of the published architecture look exactly as before they existed
+ALWAYS_SERIALISED = ("conv_dim", "se_after_ga5")
 
 
 @dataclass(frozen=True)
@@ -18,18 +24,36 @@ class GeneratorConfig:
 
     conv_dim: channels of the first stage (C); the bottleneck has 16 C.
     se_after_ga5: the seed's change: squeeze-and-excitation on the output of ``ga5``.
+
+    The fields below are the study's additions (uegan.variants); their defaults are the
+    published model:
+    gam: "published" (the GAM of the paper, global branch inert) or "modulated" (the global
+        vector scales and shifts the normalised features: uegan.models.attention).
+    se_before_ga5: squeeze-and-excitation on the encoder output ``enc5``, before ``ga5``.
+    ga5_scale: a constant factor on ``ga5``'s output (0.5 is what the seed's SE block computes).
     """
 
     conv_dim: int = 32
     se_after_ga5: bool = False
+    gam: str = "published"
+    se_before_ga5: bool = False
+    ga5_scale: float = 1.0
 
     def __post_init__(self) -> None:
         # the global attention of the first stage has conv_dim / 8 hidden channels
         if self.conv_dim <= 0 or self.conv_dim % 8:
             raise ValueError(f"conv_dim must be a positive multiple of 8, got {self.conv_dim}")
+        if self.gam not in GAM_KINDS:
+            raise ValueError(f"gam must be one of {', '.join(GAM_KINDS)}, got {self.gam!r}")
+        if not (math.isfinite(self.ga5_scale) and self.ga5_scale > 0):
+            raise ValueError(f"ga5_scale must be a positive number, got {self.ga5_scale}")
 
-    def to_dict(self) -> dict[str, int | bool]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, int | bool | str | float]:
+        """The fields as a dict; study fields only when they differ from the published model."""
+        values = asdict(self)
+        defaults = {f.name: f.default for f in fields(self)}
+        return {name: value for name, value in values.items()
+                if name in ALWAYS_SERIALISED or value != defaults[name]}
 
 
 class OutputHead(nn.Module):
@@ -57,12 +81,14 @@ class Generator(nn.Module):
         self.enc4 = ConvBlock(4 * c, 8 * c, 3, stride=2)
         self.enc5 = ConvBlock(8 * c, 16 * c, 3, stride=2)
 
-        self.ga1 = GlobalAttention(c)
-        self.ga2 = GlobalAttention(2 * c)
-        self.ga3 = GlobalAttention(4 * c)
-        self.ga4 = GlobalAttention(8 * c)
-        self.ga5 = GlobalAttention(16 * c)
+        gam = ModulatedGlobalAttention if config.gam == "modulated" else GlobalAttention
+        self.ga1 = gam(c)
+        self.ga2 = gam(2 * c)
+        self.ga3 = gam(4 * c)
+        self.ga4 = gam(8 * c)
+        self.ga5 = gam(16 * c)
         self.se = SqueezeExcitation(16 * c) if config.se_after_ga5 else None
+        self.se_pre = SqueezeExcitation(16 * c) if config.se_before_ga5 else None
 
         self.up1 = Upsample(16 * c, 8 * c)
         self.dec1 = ConvBlock(16 * c, 8 * c, 3)
@@ -75,8 +101,16 @@ class Generator(nn.Module):
         self.dec5 = OutputHead(c)
 
     def bottleneck(self, e5: torch.Tensor) -> torch.Tensor:
-        """ga5 on the deepest encoder features, then (SE variant) channel attention."""
+        """ga5 on the deepest encoder features, then (SE variant) channel attention.
+
+        Study variants: SE on ``e5`` before ``ga5`` (``se_before_ga5``), a constant factor on
+        ``ga5``'s output (``ga5_scale``).
+        """
+        if self.se_pre is not None:
+            e5 = self.se_pre(e5)
         b = self.ga5(e5)
+        if self.config.ga5_scale != 1.0:
+            b = b * self.config.ga5_scale
         return self.se(b) if self.se is not None else b
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

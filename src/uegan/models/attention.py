@@ -1,0 +1,74 @@
+"""Global attention that works: the GAM's global statistics modulate the normalised features.
+
+The published GAM (``uegan.models.layers.GlobalAttention``) adds its global vector before an
+InstanceNorm, which removes it again (spec, "Findings"). :class:`ModulatedGlobalAttention`
+keeps the same global branch (``[mean, std]`` -> ``reduce`` -> activation -> ``expand``) but
+applies the global vector *after* the normalisation, as a per-channel scale and shift (FiLM /
+AdaIN style):
+
+    g   = expand(leaky_relu(reduce([mean(x), std(x)]), 0.2))      (c channels, per sample)
+    y   = InstanceNorm(W_x * x)                                     (the published GAM output)
+    out = y * (1 + W_s g + b_s) + (W_b g + b_b)
+
+``W_s, b_s, W_b, b_b`` start at zero, so a fresh module computes exactly the published GAM output
+(with the inert parts left out: the global half of ``fuse`` and its bias). They are plain
+``nn.Parameter`` tensors, not ``nn.Linear`` modules, so ``uegan.models.init.init_orthogonal`` (which
+initialises every Conv2d / Linear) leaves them at zero: the identity start survives the
+published initialisation.
+
+The hidden activation is LeakyReLU(0.2), as everywhere else in UEGAN, not the published GAM's
+ReLU: the global MLP has only c/8 hidden units (one in ``ga1`` at ``conv_dim`` 8, four at 32), and
+the mean and std it reads are mostly positive, so a ReLU unit is often inactive for every input;
+when all of a block's units are, its global vector is zero and stays zero (no gradient reaches
+them). ``uegan audit`` showed exactly this for ``ga1`` and ``ga2`` at ``conv_dim`` 8 with ReLU.
+
+The zero start means that, at the very first step, only ``W_s, b_s, W_b, b_b`` receive gradient
+(``d out / d W_s = y * g``, non-zero); ``reduce`` and ``expand`` start receiving gradient as soon
+as the modulation weights move away from zero, i.e. after the first optimiser step.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from uegan.models.layers import LEAKY_SLOPE, NORM_EPS, channel_mean_std
+
+
+class ModulatedGlobalAttention(nn.Module):
+    """GAM whose global vector scales and shifts the instance-normalised features."""
+
+    hidden_activation = "leaky_relu"  # uegan.audit only looks for inactive ReLU units
+
+    def __init__(self, channels: int):
+        super().__init__()
+        hidden = channels // 8
+        self.channels = channels
+        self.reduce = nn.Conv2d(2 * channels, hidden, 1, bias=False)
+        self.expand = nn.Conv2d(hidden, channels, 1, bias=False)
+        # the local half of the published ``fuse``; its bias would be removed by the norm
+        self.fuse = nn.Conv2d(channels, channels, 1, bias=False)
+        self.scale_weight = nn.Parameter(torch.zeros(channels, channels))
+        self.scale_bias = nn.Parameter(torch.zeros(channels))
+        self.shift_weight = nn.Parameter(torch.zeros(channels, channels))
+        self.shift_bias = nn.Parameter(torch.zeros(channels))
+
+    @torch.no_grad()
+    def reset_modulation(self) -> None:
+        """Set the modulation to the identity (all four modulation tensors zero)."""
+        for param in (self.scale_weight, self.scale_bias, self.shift_weight, self.shift_bias):
+            param.zero_()
+
+    def global_vector(self, x: torch.Tensor) -> torch.Tensor:
+        """N x c: the published global branch, evaluated on ``[mean, std]`` of ``x``."""
+        mean, std = channel_mean_std(x)
+        hidden = F.leaky_relu(self.reduce(torch.cat([mean, std], dim=1)), LEAKY_SLOPE)
+        return self.expand(hidden).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.global_vector(x)
+        normalised = F.instance_norm(self.fuse(x), eps=NORM_EPS)
+        scale = F.linear(g, self.scale_weight, self.scale_bias)[:, :, None, None]
+        shift = F.linear(g, self.shift_weight, self.shift_bias)[:, :, None, None]
+        return normalised * (1 + scale) + shift
