@@ -416,6 +416,9 @@ def build_report(config: ReportConfig) -> ReportResult:
     seeds = seed_summary_table(runs)
     if seeds:
         md += ["### Over seeds (last epoch, mean ± standard deviation)", "", *seeds, ""]
+    from uegan.study import seed_comparison_lines  # differences against the seed spread
+
+    md += seed_comparison_lines(runs)
     published = published_table([run.variant for run in runs])
     if published:
         md += ["### Published figures (FiveK test set, 500 images)", "", *published, "",

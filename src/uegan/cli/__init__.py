@@ -26,6 +26,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "prepare_fivek",
     "enhance",
     "export",
+    "audit",
+    "study",
 )
 
 EXIT_OK = 0

@@ -1,0 +1,93 @@
+"""``uegan study``: the seed statistics (arithmetic written out here) and a tiny end-to-end study."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from uegan.cli import main
+from uegan.report import Run
+from uegan.study import compare_to_baseline, run_status, seed_comparison_lines, summarize_runs
+
+
+def _run(variant: str, seed: int, psnr: float, ssim: float) -> Run:
+    return Run(path=Path(f"/runs/{variant}/seed{seed}"), variant=variant, seed=seed, config={},
+               val=[{"kind": "val", "epoch": 1, "step": 5, "psnr": psnr - 5, "ssim": 0.1},
+                    {"kind": "val", "epoch": 2, "step": 10, "psnr": psnr, "ssim": ssim}])
+
+
+def test_mean_std_and_the_spread_rule():
+    runs = [_run("a", 0, 20.0, 0.80), _run("a", 1, 21.0, 0.81), _run("a", 2, 22.0, 0.82),
+            _run("b", 0, 21.5, 0.80), _run("b", 1, 22.0, 0.80), _run("b", 2, 22.5, 0.80),
+            _run("c", 0, 25.0, 0.90), _run("c", 1, 25.5, 0.90), _run("c", 2, 26.0, 0.90)]
+    summaries = summarize_runs(runs)
+    assert [s.variant for s in summaries] == ["a", "b", "c"]
+    assert summaries[0].values["psnr"] == [20.0, 21.0, 22.0]  # the last validation, not the best
+    assert summaries[0].mean("psnr") == pytest.approx(21.0)
+    assert summaries[0].std("psnr") == pytest.approx(1.0)  # sample std: sqrt(2 / 2)
+    assert summaries[1].std("psnr") == pytest.approx(0.5)
+    b, c = compare_to_baseline(summaries, "a", "psnr")
+    pooled = math.sqrt((1.0 ** 2 + 0.5 ** 2) / 2)
+    assert b.delta == pytest.approx(1.0) and b.pooled_std == pytest.approx(pooled)
+    assert not b.exceeds  # 1.0 < 2 x 0.79
+    assert b.welch_t == pytest.approx(1.0 / math.sqrt(1 / 3 + 0.25 / 3))
+    assert c.delta == pytest.approx(4.5) and c.exceeds  # 4.5 > 2 x 0.79
+    lines = "\n".join(seed_comparison_lines(runs))
+    assert "| a | 3 | 21.00 ± 1.00 | 0.8100 ± 0.0100 |" in lines
+    assert "| b | PSNR | +1.00 |" in lines and "| c | PSNR | +4.50 |" in lines
+    assert lines.count("**yes**") == 2  # c's PSNR; c's SSIM (+0.09 against a pooled 0.0071)
+
+
+def test_single_runs_give_no_comparison():
+    assert seed_comparison_lines([_run("a", 0, 20.0, 0.8), _run("b", 0, 21.0, 0.8)]) == []
+
+
+def _images(folder: Path, names, seed: int) -> None:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for name in names:
+        base = rng.integers(40, 200, size=(1, 1, 3))
+        noise = rng.integers(-30, 30, size=(112, 112, 3))
+        Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(folder / f"{name}.png")
+
+
+def test_tiny_study_end_to_end_and_resume(tmp_path, capsys):
+    _images(tmp_path / "low", ["l1", "l2"], 0)
+    _images(tmp_path / "high", ["h1", "h2"], 1)
+    _images(tmp_path / "val_low", ["v1"], 2)
+    _images(tmp_path / "val_label", ["v1"], 3)
+    root = tmp_path / "study"
+    argv = ["study", "--variants", "uegan-charbonnier-se,uegan-charbonnier-half", "--seeds", "2",
+            "--out", str(root), "--low", str(tmp_path / "low"), "--high", str(tmp_path / "high"),
+            "--val-low", str(tmp_path / "val_low"), "--val-label", str(tmp_path / "val_label"),
+            "--steps", "2", "--batch-size", "1", "--num-workers", "0", "--vgg-weights", "random",
+            "--set", "conv_dim=8", "--set", "d_conv_dim=8", "--set", "image_size=96",
+            "--set", "crop_size=96", "--set", "pool_size=2", "--set", "fidelity_weight=0",
+            "--set", "val_save_images=0", "--set", "tensorboard=false"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "exceeds seed spread" in out
+    for variant in ("uegan-charbonnier-se", "uegan-charbonnier-half"):
+        for seed in (0, 1):
+            run_dir = root / variant / f"seed{seed}"
+            config = json.loads((run_dir / "config.json").read_text())
+            assert config["variant"] == variant and config["seed"] == seed
+            assert run_status(run_dir) == "done"
+    report = (root / "report" / "report.md").read_text()
+    assert "Variants against the seed spread" in report
+    assert (root / "report" / "seeds.png").is_file()
+    study = json.loads((root / "report" / "study.json").read_text())
+    assert [r["status_before"] for r in study["runs"]] == ["new"] * 4
+    assert all(isinstance(r["psnr"], float) and r["step"] == 2 for r in study["runs"])
+
+    # again: the report exists -> refused before any training; with --overwrite nothing retrains
+    assert main(argv) == 2
+    assert "already holds" in capsys.readouterr().err
+    assert main(argv + ["--overwrite"]) == 0
+    study = json.loads((root / "report" / "study.json").read_text())
+    assert [r["status_before"] for r in study["runs"]] == ["done"] * 4
