@@ -4,7 +4,7 @@ Compares, in the same run, this package's torch implementation (per image from n
 `uegan evaluate` calls it; and batched tensors, as validation during training can) with the
 scikit-image reference (if installed). Images come from a small pool of distinct random pairs
 cycled COUNT times (the arithmetic does not depend on the content; PNG decoding is not timed).
-Prints a table of medians over REPEATS and, as its last line, `median_s=<seconds>`: the median
+Prints a table of medians over REPEATS (taken round-robin over the variants) and, as its last line, `median_s=<seconds>`: the median
 time of the torch per-image path for all COUNT pairs.
 
     .venv/bin/python benchmarks/metrics.py [--count 500] [--size 512] [--repeats 3] [--threads N] [--gaussian]
@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
-
 import numpy as np
 import torch
 
@@ -43,8 +41,13 @@ def torch_per_image(pairs, count, protocol):
     return total
 
 
-def torch_batched(pairs, count, protocol, batch=16):
-    chw = [(torch.from_numpy(a).permute(2, 0, 1), torch.from_numpy(b).permute(2, 0, 1)) for a, b in pairs]
+def to_chw_pool(pairs):
+    """Contiguous 3 x H x W tensors, as a data loader would hand them over (not timed)."""
+    return [(torch.from_numpy(a).permute(2, 0, 1).contiguous(), torch.from_numpy(b).permute(2, 0, 1).contiguous())
+            for a, b in pairs]
+
+
+def torch_batched(chw, count, protocol, batch=16):
     total = 0.0
     for start in range(0, count, batch):
         idx = [i % len(chw) for i in range(start, min(count, start + batch))]
@@ -67,15 +70,6 @@ def skimage_reference(pairs, count, protocol):
     return total
 
 
-def timed(fn: Callable[[], float], repeats: int) -> tuple[float, list[float], float]:
-    times, value = [], 0.0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        value = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times, value
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=500)
@@ -90,6 +84,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     pairs = make_pool(args.pool, args.size)
+    chw = to_chw_pool(pairs)
     print(f"{args.count} pairs of {args.size}x{args.size}x3 uint8, PSNR + SSIM, medians of {args.repeats} "
           f"repeats; torch {torch.__version__}, {torch.get_num_threads()} threads")
     protocols = ["published"] + (["gaussian"] if args.gaussian else [])
@@ -97,7 +92,7 @@ def main() -> None:
     main_median = None
     for protocol in protocols:
         variants = [("torch, per image (uegan evaluate)", lambda p=protocol: torch_per_image(pairs, args.count, p)),
-                    ("torch, batches of 16 tensors", lambda p=protocol: torch_batched(pairs, args.count, p))]
+                    ("torch, batches of 16 tensors", lambda p=protocol: torch_batched(chw, args.count, p))]
         if not args.no_skimage:
             try:
                 import skimage  # noqa: F401
@@ -105,12 +100,19 @@ def main() -> None:
             except ImportError:
                 print("scikit-image not installed: reference skipped")
         metrics.ssim(pairs[0][0], pairs[0][1], protocol)  # warm-up: first-call costs do not count
+        # Repeats go round-robin over the variants, so that a change in the machine's load
+        # during the run affects every variant alike.
+        times: dict[str, list[float]] = {name: [] for name, _ in variants}
         values = []
-        for name, fn in variants:
-            median, times, value = timed(fn, args.repeats)
-            values.append(value)
+        for _ in range(args.repeats):
+            for name, fn in variants:
+                start = time.perf_counter()
+                values.append(fn())
+                times[name].append(time.perf_counter() - start)
+        for name, _ in variants:
+            median = statistics.median(times[name])
             print(f"{protocol:10} {name:36} {median:9.2f} {1000 * median / args.count:8.1f}  "
-                  + " ".join(f"{t:.2f}" for t in times), flush=True)
+                  + " ".join(f"{t:.2f}" for t in times[name]), flush=True)
             if protocol == "published" and name.startswith("torch, per image"):
                 main_median = median
         print(f"{'':10} (sum of all {protocol} figures agrees across variants within "

@@ -134,7 +134,7 @@ def test_batch_functions_match_single_images():
 
 @pytest.mark.parametrize("protocol", ["published", "gaussian"])
 def test_cpu_bands_and_whole_batch_paths_agree(protocol, monkeypatch):
-    """The CPU computes SSIM in bands of rows; other devices take whole batches. Both agree."""
+    """The CPU computes PSNR and SSIM in bands of rows; other devices take whole batches. Both agree."""
     rng = np.random.default_rng(11)
     pairs = [random_pair(rng, 61, 83) for _ in range(2)]
     pred = torch.stack([torch.from_numpy(a).permute(2, 0, 1) for a, _ in pairs])
@@ -149,6 +149,10 @@ def test_cpu_bands_and_whole_batch_paths_agree(protocol, monkeypatch):
     whole = metrics._ssim_map_sum(cropped_pred, cropped_target, protocol, window)
     positions = 3 * (cropped_pred.shape[-2] - window + 1) * (cropped_pred.shape[-1] - window + 1)
     assert (whole / positions).tolist() == pytest.approx(reference, abs=1e-9)
+    reference_psnr = [skm.peak_signal_noise_ratio(crop4(b), crop4(a), data_range=255) for a, b in pairs]
+    assert metrics.psnr_batch(pred, target).tolist() == pytest.approx(reference_psnr, abs=1e-9)
+    whole_mse = metrics._squared_error_sum(cropped_pred, cropped_target) / cropped_pred[0].numel()
+    assert (10 * torch.log10(255.0 ** 2 / whole_mse)).tolist() == pytest.approx(reference_psnr, abs=1e-9)
 
 
 def test_bad_inputs_are_rejected():

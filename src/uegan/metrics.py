@@ -25,6 +25,7 @@ scikit-image is *not* a dependency: it is only the reference the tests compare a
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
@@ -115,15 +116,48 @@ def _check_batch(pred: torch.Tensor, target: torch.Tensor) -> None:
         raise ValueError(f"tensors on different devices: {pred.device} and {target.device}")
 
 
+CPU_TILE_ELEMENTS = 32767
+"""On a CPU, PSNR and SSIM run per image, channel and band of rows, each band under this many
+elements. That is below PyTorch's parallel grain size (32768), so every operation runs in the
+calling thread on data that stays in cache: about twice as fast as whole images on one core,
+and immune to thread oversubscription, which slows whole-image float64 SSIM by 5-10x on a busy
+2-core machine. Other devices take whole batches."""
+
+
+def _cpu_bands(shape: torch.Size, overlap: int) -> Iterator[tuple[int, int, int, int]]:
+    """(image, channel, first row, end row) of bands that cover N x C x H x W, consecutive bands
+    sharing ``overlap`` rows, each band under CPU_TILE_ELEMENTS elements where the width allows."""
+    n, channels, height, width = shape
+    rows = max(8, CPU_TILE_ELEMENTS // width - overlap)
+    for i in range(n):
+        for c in range(channels):
+            for top in range(0, height - overlap, rows):
+                yield i, c, top, min(height - overlap, top + rows) + overlap
+
+
+def _squared_error_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Sum of squared differences per image (float64, shape N); exact integers for 8-bit inputs."""
+    if a.dtype == torch.uint8 and b.dtype == torch.uint8:
+        diff = a.to(torch.int32) - b.to(torch.int32)
+        return diff.mul_(diff).sum(dim=(1, 2, 3), dtype=torch.int64).to(torch.float64)
+    diff = a.to(torch.float64) - b.to(torch.float64)
+    return diff.square_().sum(dim=(1, 2, 3))
+
+
 def psnr_batch(pred: torch.Tensor, target: torch.Tensor, border: int = BORDER) -> torch.Tensor:
     """PSNR in dB of each image of two N x 3 x H x W batches in [0, 255]; float64, shape N.
 
     Identical images give ``inf``.
     """
     _check_batch(pred, target)
-    a = _crop(pred, border).to(torch.float64)
-    b = _crop(target, border).to(torch.float64)
-    mse = (a - b).square().mean(dim=(1, 2, 3))
+    a, b = _crop(pred, border), _crop(target, border)
+    if a.device.type != "cpu":
+        sse = _squared_error_sum(a, b)
+    else:  # in bands, like SSIM: see CPU_TILE_ELEMENTS
+        sse = torch.zeros(a.shape[0], dtype=torch.float64)
+        for i, c, top, bottom in _cpu_bands(a.shape, overlap=0):
+            sse[i] += _squared_error_sum(a[i:i + 1, c:c + 1, top:bottom], b[i:i + 1, c:c + 1, top:bottom])[0]
+    mse = sse / (a.shape[1] * a.shape[2] * a.shape[3])
     return 10 * torch.log10(DATA_RANGE ** 2 / mse)
 
 
@@ -197,14 +231,6 @@ def _ssim_map_sum(a: torch.Tensor, b: torch.Tensor, protocol: SsimProtocol, wind
     return numerator.div_(denominator).sum(dim=(1, 2, 3))
 
 
-CPU_TILE_ELEMENTS = 32767
-"""On a CPU, SSIM runs per image, channel and band of rows, each band's input under this many
-elements. That is below PyTorch's parallel grain size (32768), so every operation runs in the
-calling thread on data that stays in cache: about twice as fast as whole images on one core,
-and immune to thread oversubscription, which slows whole-image float64 SSIM by 5-10x on a busy
-2-core machine. Other devices take whole batches."""
-
-
 def ssim_batch(pred: torch.Tensor, target: torch.Tensor, protocol: SsimProtocol = "published",
                border: int = BORDER) -> torch.Tensor:
     """SSIM of each image of two N x 3 x H x W batches in [0, 255]; float64, shape N.
@@ -226,14 +252,10 @@ def ssim_batch(pred: torch.Tensor, target: torch.Tensor, protocol: SsimProtocol 
     if a.device.type != "cpu":
         total = _ssim_map_sum(a, b, protocol, window)
     else:
-        rows = max(8, CPU_TILE_ELEMENTS // width - (window - 1))
         total = torch.zeros(a.shape[0], dtype=torch.float64)
-        for i in range(a.shape[0]):
-            for c in range(a.shape[1]):
-                for top in range(0, out_h, rows):
-                    bottom = min(out_h, top + rows) + window - 1
-                    total[i] += _ssim_map_sum(a[i:i + 1, c:c + 1, top:bottom], b[i:i + 1, c:c + 1, top:bottom],
-                                              protocol, window)[0]
+        for i, c, top, bottom in _cpu_bands(a.shape, overlap=window - 1):
+            total[i] += _ssim_map_sum(a[i:i + 1, c:c + 1, top:bottom], b[i:i + 1, c:c + 1, top:bottom],
+                                      protocol, window)[0]
     return total / (a.shape[1] * out_h * out_w)
 
 

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from PIL import Image, ImageDraw, ImageFont
 
 from uegan.errors import UserError
-from uegan.evaluation import write_bytes_atomic, write_text_atomic
+from uegan.evaluation import write_bytes_atomic
 from uegan.imageio import find_images, images_by_stem, is_image_path
 
 log = logging.getLogger(__name__)
