@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,13 +38,15 @@ class OptimizerSettings:
 
 
 def make_optimizers(generator: nn.Module, discriminator: nn.Module,
-                    settings: OptimizerSettings = OptimizerSettings()
-                    ) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+                    settings: OptimizerSettings = OptimizerSettings(), *,
+                    fused: bool | None = None) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """Adam for G and for D. ``fused=True``: the fused implementation (one kernel per step;
+    same update up to rounding; uegan.acceleration)."""
     betas = (settings.beta1, settings.beta2)
     opt_g = torch.optim.Adam(generator.parameters(), lr=settings.g_lr, betas=betas,
-                             weight_decay=settings.weight_decay)
+                             weight_decay=settings.weight_decay, fused=fused)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=settings.d_lr, betas=betas,
-                             weight_decay=settings.weight_decay)
+                             weight_decay=settings.weight_decay, fused=fused)
     return opt_g, opt_d
 
 
@@ -143,6 +146,22 @@ class MixedPrecision:
 FULL_PRECISION = MixedPrecision()
 
 
+@contextlib.contextmanager
+def frozen_parameters(module: nn.Module) -> Iterator[nn.Module]:
+    """``module`` (unwrapped from DistributedDataParallel: nothing to synchronise) with every
+    parameter's ``requires_grad`` off for the duration; forward calls made inside build no
+    graph towards those parameters, so a later backward computes no gradient for them."""
+    plain = module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+    frozen = [p for p in plain.parameters() if p.requires_grad]
+    for param in frozen:
+        param.requires_grad_(False)
+    try:
+        yield plain
+    finally:
+        for param in frozen:
+            param.requires_grad_(True)
+
+
 def to_unit_range(image: torch.Tensor) -> torch.Tensor:
     """[-1, 1] -> [0, 1]."""
     return (image + 1) / 2
@@ -153,11 +172,14 @@ def train_step(generator: nn.Module, discriminator: nn.Module, fidelity: Fidelit
                low: torch.Tensor, high: torch.Tensor,
                identity_criterion: IdentityCriterion = "l1",
                weights: LossWeights = LossWeights(), adversarial_input: bool = True,
-               precision: MixedPrecision | None = None) -> StepLosses:
+               precision: MixedPrecision | None = None, *,
+               freeze_d_in_g_step: bool = False) -> StepLosses:
     """One D update and one G update on a batch of low- and high-quality images in [-1, 1].
 
     ``precision`` (optional) runs the forward passes under autocast and scales the losses;
     without it everything runs in the tensors' own precision.
+    ``freeze_d_in_g_step``: run D with frozen parameters in the G step (see below); the same
+    updates, less work.
     """
     amp = precision if precision is not None else FULL_PRECISION
     with amp.autocast():
@@ -175,10 +197,13 @@ def train_step(generator: nn.Module, discriminator: nn.Module, fidelity: Fidelit
     amp.step(opt_d)
 
     # G step against the updated D. D's parameters receive gradients here too (as in the
-    # published code); the next D step zeroes them before use.
+    # published code); the next D step zeroes them before use. With ``freeze_d_in_g_step``
+    # they are frozen instead: no D weight gradients, and D(high) builds no graph.
     opt_g.zero_grad(set_to_none=True)
     with amp.autocast():
-        g_adv = weights.adversarial * rahinge_g_loss(discriminator(high), discriminator(fake))
+        with (frozen_parameters(discriminator) if freeze_d_in_g_step
+              else contextlib.nullcontext(discriminator)) as d_for_g:
+            g_adv = weights.adversarial * rahinge_g_loss(d_for_g(high), d_for_g(fake))
         g_fid = weights.fidelity * fidelity(to_unit_range(fake), to_unit_range(low))
         g_idt = weights.identity * identity_loss(generator(high), high, identity_criterion)
         g_loss = g_adv + g_fid + g_idt

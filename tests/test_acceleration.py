@@ -1,0 +1,221 @@
+"""The optional speed-ups (uegan.acceleration) keep the published numerics.
+
+References are the golden tensors of the published code (../shared/golden), with the golden
+tolerances: the generator forward within 1e-5, two training steps' losses within 1e-4 relative
+and their parameter updates as in tests/test_train_step.py. Timings are in benchmarks/, not here.
+
+The two tests that run ``torch.compile`` are marked ``compile`` (``-m "not compile"`` leaves
+them out). The compiled generator runs by default: about a minute on 2 CPU cores with a cold
+compile cache, 10 s with a warm one (the cache is kept under
+``uegan.acceleration.default_compile_cache()``). The compiled training steps (G and D: five
+graphs, forward and backward) take about four minutes on a cold cache, so they run only with
+``UEGAN_SLOW_TESTS=1`` (40 s on a warm cache).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+import torch
+
+from conftest import load_golden
+from test_train_step import LOSS_NAMES, _compare_deltas
+from uegan.acceleration import (ConvFirstUpsample, InferenceAcceleration, LocalOnlyGlobalAttention,
+                                TrainingAcceleration, accelerate_training, autocast,
+                                channels_last_input, grad_scaler, mixed_precision,
+                                prepare_generator_for_inference, restore_attention, restore_upsample,
+                                skip_inert_attention, use_conv_first_upsample)
+from uegan.losses import FidelityLoss
+from uegan.models import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig,
+                          VGG19Features)
+from uegan.models.layers import GlobalAttention, Upsample
+from uegan.published import (discriminator_from_published, discriminator_to_published,
+                             generator_from_published, generator_to_published)
+from uegan.training.step import ImagePool, LossWeights, OptimizerSettings, make_optimizers, train_step
+
+needs_compiler = pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("c++") is None
+                                    and shutil.which("clang") is None,
+                                    reason="torch.compile on CPU needs a C++ compiler")
+
+
+def _golden_generator():
+    ref = load_golden("generator_forward.pt")
+    config, state = generator_from_published(ref["state_dict"])
+    generator = Generator(config)
+    generator.load_state_dict(state)
+    return ref, generator.eval()
+
+
+@pytest.mark.parametrize("options", [
+    InferenceAcceleration(conv_first_upsample=True),
+    InferenceAcceleration(skip_inert_gam=True),
+    InferenceAcceleration(channels_last=True),
+    InferenceAcceleration(conv_first_upsample=True, skip_inert_gam=True, channels_last=True),
+], ids=["conv_first_upsample", "skip_inert_gam", "channels_last", "all_eager"])
+def test_eager_inference_options_match_published_forward(options):
+    ref, generator = _golden_generator()
+    model = prepare_generator_for_inference(generator, options)
+    with torch.inference_mode():
+        out = model(ref["input"])
+    assert out.shape == ref["output"].shape
+    assert out.is_contiguous()
+    assert (out - ref["output"]).abs().max().item() <= 1e-5
+
+
+def test_module_swaps_keep_parameters_and_keys_and_undo():
+    generator = Generator(GeneratorConfig(conv_dim=8))
+    keys = list(generator.state_dict())
+    params = [id(p) for p in generator.parameters()]
+    assert use_conv_first_upsample(generator) == 4
+    assert skip_inert_attention(generator) == 5
+    assert isinstance(generator.up1, ConvFirstUpsample) and isinstance(generator.ga1, LocalOnlyGlobalAttention)
+    assert list(generator.state_dict()) == keys
+    assert [id(p) for p in generator.parameters()] == params
+    assert restore_upsample(generator) == 4 and restore_attention(generator) == 5
+    assert type(generator.up1) is Upsample and type(generator.ga1) is GlobalAttention
+
+
+def test_conv_first_upsample_commutes_with_bias_and_corners():
+    """1x1 conv and bilinear x2 (align_corners) commute: checked against the formula written
+    out: every output pixel of the bilinear x2 with align_corners is a convex combination."""
+    torch.manual_seed(0)
+    up = Upsample(4, 3)
+    x = torch.randn(2, 4, 5, 7)
+    expected = up(x)
+    use_conv_first_upsample(up)
+    assert (up(x) - expected).abs().max().item() <= 1e-5
+    # corners of an align_corners upsampling are copies of the input corners
+    conv = up.conv(x)
+    assert torch.allclose(up(x)[..., 0, 0], conv[..., 0, 0], atol=1e-6)
+    assert torch.allclose(up(x)[..., -1, -1], conv[..., -1, -1], atol=1e-6)
+
+
+def test_precision_helpers():
+    assert grad_scaler("fp32") is None and grad_scaler("bf16") is None
+    assert isinstance(grad_scaler("fp16"), torch.amp.GradScaler)
+    with pytest.raises(ValueError):
+        autocast("fp8")
+    conv = torch.nn.Conv2d(3, 4, 3)
+    x = torch.randn(1, 3, 8, 8)
+    with autocast("bf16", "cpu"):
+        assert conv(x).dtype == torch.bfloat16
+    with autocast("fp32", "cpu"):
+        assert conv(x).dtype == torch.float32
+    amp = mixed_precision("bf16", "cpu")
+    assert amp.dtype == torch.bfloat16 and amp.scaler is None
+    assert channels_last_input(x).is_contiguous(memory_format=torch.channels_last)
+    assert channels_last_input(x, enabled=False) is x
+
+
+def test_bf16_inference_runs_and_returns_float32():
+    ref, generator = _golden_generator()
+    model = prepare_generator_for_inference(generator, InferenceAcceleration(precision="bf16"))
+    with torch.inference_mode():
+        out = model(ref["input"])
+    assert out.dtype == torch.float32
+    # bf16 keeps 8 bits of mantissa: close, not within the fp32 tolerance
+    assert (out - ref["output"]).abs().max().item() <= 0.05
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+
+
+def _golden_training(init: str, options: TrainingAcceleration):
+    """Run the two golden training steps with ``options``; returns (reference, G, D, losses)."""
+    ref = load_golden(f"train_two_steps_{init}.pt")
+    settings = ref["settings"]
+    g_config, g_state = generator_from_published(ref["G_initial"])
+    d_config, d_state = discriminator_from_published(ref["D_initial"])
+    generator, discriminator = Generator(g_config), Discriminator(d_config)
+    generator.load_state_dict(g_state)
+    discriminator.load_state_dict(d_state)
+    generator.train()
+    discriminator.train()
+    vgg = VGG19Features()
+    vgg.load_state_dict({k: v.float() for k, v in load_golden("vgg19_random_to_relu5_1.pt").items()})
+    fidelity = FidelityLoss(vgg)
+    accelerate_training(generator, discriminator, fidelity, options)
+    opt_g, opt_d = make_optimizers(generator, discriminator, OptimizerSettings(
+        g_lr=settings["g_lr"], d_lr=settings["d_lr"], beta1=settings["betas"][0],
+        beta2=settings["betas"][1], weight_decay=settings["weight_decay"]), **options.optimizer_kwargs())
+    weights = LossWeights(settings["lambda_adv"], settings["lambda_percep"], settings["lambda_idt"])
+    pool = ImagePool(settings["pool_size"])
+    losses = []
+    for batch in ref["batches"]:
+        low = channels_last_input(batch["low_quality"], options.channels_last)
+        high = channels_last_input(batch["high_quality"], options.channels_last)
+        losses.append(train_step(generator, discriminator, fidelity, pool, opt_g, opt_d, low, high,
+                                 "l1", weights, adversarial_input=settings["adv_input"],
+                                 **options.step_kwargs()).as_floats())
+    return ref, generator, discriminator, losses
+
+
+def _assert_matches_golden(ref, generator, discriminator, losses) -> None:
+    for mine, expected in zip(losses, ref["losses_per_step"], strict=True):
+        for name, theirs in LOSS_NAMES.items():
+            assert mine[name] == pytest.approx(expected[theirs], rel=1e-4, abs=1e-7), name
+    worst, aggregate = _compare_deltas(ref["G_initial"], ref["G_after"],
+                                       generator_to_published(generator.state_dict()), 1e-10)
+    assert worst >= 0.99 and aggregate <= 0.1, (worst, aggregate)
+    worst, aggregate = _compare_deltas(ref["D_initial"], ref["D_after"],
+                                       discriminator_to_published(discriminator.state_dict()), 1e-10)
+    assert worst >= 0.99 and aggregate <= 0.1, (worst, aggregate)
+
+
+def test_eager_training_options_reproduce_two_published_steps():
+    """freeze_d_in_g_step, fused Adam, conv-first upsampling and channels-last, all at once,
+    on the kaiming case (every loss term far from zero)."""
+    options = TrainingAcceleration(freeze_d_in_g_step=True, fused_adam=True,
+                                   conv_first_upsample=True, channels_last=True)
+    ref, generator, discriminator, losses = _golden_training("kaiming", options)
+    _assert_matches_golden(ref, generator, discriminator, losses)
+    # the frozen G step leaves D trainable afterwards
+    assert all(p.requires_grad for p in discriminator.parameters())
+
+
+def test_freeze_d_in_g_step_leaves_d_gradients_of_the_d_step():
+    torch.manual_seed(0)
+    config = GeneratorConfig(conv_dim=8)
+    generator, discriminator = Generator(config), Discriminator(DiscriminatorConfig(conv_dim=8))
+    fidelity = FidelityLoss(VGG19Features())
+    low, high = torch.rand(2, 1, 3, 96, 96) * 2 - 1
+    grads = {}
+    for freeze in (False, True):
+        g, d = Generator(config), Discriminator(DiscriminatorConfig(conv_dim=8))
+        g.load_state_dict(generator.state_dict())
+        d.load_state_dict(discriminator.state_dict())
+        opt_g, opt_d = make_optimizers(g, d)
+        train_step(g, d, fidelity, ImagePool(0), opt_g, opt_d, low, high, freeze_d_in_g_step=freeze)
+        assert all(p.requires_grad for p in d.parameters())
+        grads[freeze] = [p.grad.clone() for p in d.parameters()]
+    # published: D's .grad ends up holding the G step's (discarded) gradients; frozen: the D
+    # step's, which the optimiser used
+    assert any(not torch.allclose(a, b) for a, b in zip(grads[False], grads[True]))
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.compile (slow: marked)
+
+
+@pytest.mark.compile
+@needs_compiler
+def test_compiled_generator_matches_published_forward():
+    ref, generator = _golden_generator()
+    model = prepare_generator_for_inference(generator, InferenceAcceleration.fast())
+    with torch.inference_mode():
+        out = model(ref["input"])
+    assert (out - ref["output"]).abs().max().item() <= 1e-5
+
+
+@pytest.mark.compile
+@needs_compiler
+@pytest.mark.skipif(os.environ.get("UEGAN_SLOW_TESTS") != "1",
+                    reason="compiles five graphs (about 4 minutes cold): set UEGAN_SLOW_TESTS=1")
+def test_compiled_training_reproduces_two_published_steps():
+    """G and D compiled (VGG19 left eager: its compile doubles the time of this test), with every
+    fp32 option of TrainingAcceleration.fast()."""
+    ref, generator, discriminator, losses = _golden_training("kaiming", TrainingAcceleration.fast(compile_vgg=False))
+    _assert_matches_golden(ref, generator, discriminator, losses)
