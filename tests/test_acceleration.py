@@ -23,10 +23,11 @@ import torch
 from conftest import load_golden
 from test_train_step import LOSS_NAMES, _compare_deltas
 from uegan.acceleration import (ConvFirstUpsample, InferenceAcceleration, LocalOnlyGlobalAttention,
-                                TrainingAcceleration, accelerate_training, autocast,
-                                channels_last_input, grad_scaler, mixed_precision,
-                                prepare_generator_for_inference, restore_attention, restore_upsample,
-                                skip_inert_attention, use_conv_first_upsample)
+                                OutputScaledDBlock, TrainingAcceleration, accelerate_training,
+                                autocast, channels_last_input, grad_scaler, mixed_precision,
+                                prepare_generator_for_inference, restore_attention, restore_dblocks,
+                                restore_upsample, skip_inert_attention, use_conv_first_upsample,
+                                use_output_scaled_spectral_norm)
 from uegan.losses import FidelityLoss
 from uegan.models import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig,
                           VGG19Features)
@@ -119,6 +120,32 @@ def test_bf16_inference_runs_and_returns_float32():
     assert (out - ref["output"]).abs().max().item() <= 0.05
 
 
+def test_output_scaled_spectral_norm_matches_published_discriminator():
+    """Train-mode calls (one power iteration each), the u/v state after them, and eval mode."""
+    ref = load_golden("discriminator_forward.pt")
+    config, state = discriminator_from_published(ref["state_dict_initial"])
+    discriminator = Discriminator(config)
+    discriminator.load_state_dict(state)
+    assert use_output_scaled_spectral_norm(discriminator) == 5
+    assert isinstance(discriminator.blocks[0], OutputScaledDBlock)
+    discriminator.train()
+    for inputs, expected in zip(ref["train_inputs"], ref["train_outputs"]):
+        with torch.no_grad():
+            outputs = discriminator(inputs)
+        assert max((o - e).abs().max().item() for o, e in zip(outputs, expected, strict=True)) <= 1e-5
+    after = discriminator_to_published(discriminator.state_dict())
+    for key, value in ref["state_dict_after_two_train_calls"].items():
+        assert torch.allclose(after[key], value, atol=1e-6), key
+    discriminator.load_state_dict(discriminator_from_published(ref["state_dict_after_two_train_calls"])[1])
+    discriminator.eval()
+    before = {k: v.clone() for k, v in discriminator.state_dict().items()}
+    with torch.no_grad():
+        outputs = discriminator(ref["eval_input"])
+    assert max((o - e).abs().max().item() for o, e in zip(outputs, ref["eval_output"], strict=True)) <= 1e-5
+    assert all(torch.equal(v, before[k]) for k, v in discriminator.state_dict().items())
+    assert restore_dblocks(discriminator) == 5
+
+
 # ---------------------------------------------------------------------------------------------
 # training
 
@@ -166,10 +193,11 @@ def _assert_matches_golden(ref, generator, discriminator, losses) -> None:
 
 
 def test_eager_training_options_reproduce_two_published_steps():
-    """freeze_d_in_g_step, fused Adam, conv-first upsampling and channels-last, all at once,
-    on the kaiming case (every loss term far from zero)."""
+    """freeze_d_in_g_step, fused Adam, conv-first upsampling, output-scaled spectral norm and
+    channels-last, all at once, on the kaiming case (every loss term far from zero)."""
     options = TrainingAcceleration(freeze_d_in_g_step=True, fused_adam=True,
-                                   conv_first_upsample=True, channels_last=True)
+                                   conv_first_upsample=True, output_scaled_spectral_norm=True,
+                                   channels_last=True)
     ref, generator, discriminator, losses = _golden_training("kaiming", options)
     _assert_matches_golden(ref, generator, discriminator, losses)
     # the frozen G step leaves D trainable afterwards
@@ -219,3 +247,16 @@ def test_compiled_training_reproduces_two_published_steps():
     fp32 option of TrainingAcceleration.fast()."""
     ref, generator, discriminator, losses = _golden_training("kaiming", TrainingAcceleration.fast(compile_vgg=False))
     _assert_matches_golden(ref, generator, discriminator, losses)
+
+
+def test_enhancer_with_acceleration_matches_published_forward():
+    """uegan.inference.Enhancer's ``acceleration`` option (eager fp32 rewrites + channels-last)."""
+    from uegan.inference import Enhancer
+
+    ref, generator = _golden_generator()
+    enhancer = Enhancer(generator, "cpu", max_side=None, acceleration=InferenceAcceleration(
+        conv_first_upsample=True, skip_inert_gam=True, channels_last=True))
+    out = enhancer.generate((ref["input"] + 1) / 2)
+    expected = ((ref["output"] + 1) / 2).clamp(0, 1)
+    assert out.shape == expected.shape
+    assert (out - expected).abs().max().item() <= 1e-5

@@ -18,6 +18,9 @@ option                   what it does
 ``conv_first_upsample``  G's ``up_k`` = bilinear x2, then a 1x1 convolution; both are linear and
                          bilinear weights sum to 1, so the convolution is run first, on 4x fewer
                          pixels (same result up to rounding; the same parameters).
+``output_scaled_sn``     D's spectral norm divides each block's convolution output by sigma
+                         instead of its weight (same result up to rounding; the published form
+                         makes several passes over each weight per call; :class:`OutputScaledDBlock`).
 ``skip_inert_gam``       enhancement only: the published GAM's global branch adds a per-channel
                          constant that its InstanceNorm removes (spec, "Findings"), so its output
                          is ``InstanceNorm(W_x * x)``; this skips the global branch.
@@ -56,7 +59,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from uegan.models.layers import NORM_EPS, GlobalAttention, Upsample
+from uegan.models.discriminator import DBlock
+from uegan.models.layers import LEAKY_SLOPE, NORM_EPS, GlobalAttention, Upsample
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +195,47 @@ class LocalOnlyGlobalAttention(GlobalAttention):
         return F.instance_norm(F.conv2d(x, w_x), eps=NORM_EPS)
 
 
+class OutputScaledDBlock(DBlock):
+    """:class:`DBlock` that divides the convolution's *output* by sigma instead of its weight.
+
+    ``conv(x, W / sigma) + b == conv(x, W) / sigma + b``. The published form reads and writes
+    the whole weight to normalise it on every call, and its backward makes three more passes
+    over it; here the division touches the (small) output map. The power iteration is the same
+    (same order, same buffers, in place), and ``W v`` is computed once and shared by the
+    iteration's ``u`` update and sigma (the published code computes the same product twice).
+    The parameters, buffers and keys stay those of the parametrized convolution.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv = self.conv
+        weight = conv.parametrizations.weight.original
+        norm = conv.parametrizations.weight[0]
+        matrix = weight.flatten(1)
+        if norm.training:
+            with torch.no_grad():
+                norm.v.copy_(F.normalize(torch.mv(matrix.t(), norm.u), dim=0, eps=norm.eps))
+        v = norm.v.clone(memory_format=torch.contiguous_format)
+        product = torch.mv(matrix, v)
+        if norm.training:
+            with torch.no_grad():
+                norm.u.copy_(F.normalize(product, dim=0, eps=norm.eps))
+        u = norm.u.clone(memory_format=torch.contiguous_format)
+        sigma = torch.dot(u, product)
+        out = conv._conv_forward(x, weight, None) / sigma
+        if conv.bias is not None:
+            out = out + conv.bias.view(1, -1, 1, 1)
+        return F.leaky_relu(out, LEAKY_SLOPE)
+
+
+def use_output_scaled_spectral_norm(module: nn.Module) -> int:
+    """Every (exact) :class:`DBlock` becomes an :class:`OutputScaledDBlock`."""
+    return _swap_class(module, DBlock, OutputScaledDBlock)
+
+
+def restore_dblocks(module: nn.Module) -> int:
+    return _swap_class(module, OutputScaledDBlock, DBlock)
+
+
 def _swap_class(root: nn.Module, exact_type: type, new_type: type) -> int:
     """Re-class every submodule whose type is exactly ``exact_type`` (parameters, buffers,
     hooks and keys untouched); returns how many."""
@@ -273,6 +318,7 @@ class TrainingAcceleration:
     compile_vgg: bool = True          # with ``compile``: VGG19 too
     channels_last: bool = False
     conv_first_upsample: bool = False
+    output_scaled_spectral_norm: bool = False
     freeze_d_in_g_step: bool = False
     fused_adam: bool = False
     precision: str = "fp32"
@@ -284,7 +330,8 @@ class TrainingAcceleration:
     def fast(cls, **overrides: Any) -> "TrainingAcceleration":
         """Every fp32 option that pays on this project's CPU measurements (benchmarks/RESULTS.md)."""
         values: dict[str, Any] = dict(compile=True, conv_first_upsample=True,
-                                      freeze_d_in_g_step=True, fused_adam=True)
+                                      output_scaled_spectral_norm=True, freeze_d_in_g_step=True,
+                                      fused_adam=True)
         values.update(overrides)
         return cls(**values)
 
@@ -309,6 +356,8 @@ def accelerate_training(generator: nn.Module, discriminator: nn.Module, fidelity
     check_precision(options.precision)
     if options.conv_first_upsample:
         use_conv_first_upsample(generator)
+    if options.output_scaled_spectral_norm:
+        use_output_scaled_spectral_norm(discriminator)
     networks = [m for m in (generator, discriminator, fidelity) if m is not None]
     if options.channels_last:
         to_channels_last(*networks)
@@ -400,6 +449,7 @@ def prepare_generator_for_inference(generator: nn.Module,
 
 __all__ = [
     "AcceleratedGenerator", "ConvFirstUpsample", "InferenceAcceleration", "LocalOnlyGlobalAttention",
+    "OutputScaledDBlock", "restore_dblocks", "use_output_scaled_spectral_norm",
     "PRECISIONS", "PRECISION_DTYPES", "TrainingAcceleration", "accelerate_training", "autocast",
     "channels_last_input", "check_precision", "compile_generator", "compile_module",
     "configure_compile_cache", "configure_threads", "default_compile_cache", "grad_scaler",

@@ -416,19 +416,27 @@ class Enhancer:
     ``max_side``: long side of the working size (``None``: always full resolution);
     ``full_res``: run the generator on the whole image whatever its size (tiled above
     ``tile`` x ``tile`` x 4 pixels, exact).
+    ``acceleration``: an optional ``uegan.acceleration.InferenceAcceleration`` (torch.compile,
+    exact fp32 rewrites, bf16/fp16 autocast) for the untiled forward pass; the generator is
+    prepared in place.
     """
 
     def __init__(self, generator: Generator, device: str | torch.device = "cpu", *,
                  max_side: int | None = DEFAULT_MAX_SIDE, full_res: bool = False,
                  tile: int = DEFAULT_TILE, guide_radius: int = DEFAULT_GUIDE_RADIUS,
                  guide_eps: float = DEFAULT_GUIDE_EPS, variant: str | None = None,
-                 source_format: str | None = None):
+                 source_format: str | None = None, acceleration: Any = None):
         if max_side is not None and max_side < DIVISOR:
             raise UserError(f"max side {max_side} is too small (at least {DIVISOR})")
         if tile < 4 * DIVISOR or tile % DIVISOR:
             raise UserError(f"tile {tile} must be a multiple of {DIVISOR}, at least {4 * DIVISOR}")
         self.device = torch.device(device)
         self.generator = generator.to(self.device).eval()
+        self._forward = self.generator
+        if acceleration is not None:
+            from uegan.acceleration import prepare_generator_for_inference
+
+            self._forward = prepare_generator_for_inference(self.generator, acceleration)
         self.max_side = max_side
         self.full_res = full_res
         self.tile = tile
@@ -459,7 +467,7 @@ class Enhancer:
         if padded_h * padded_w > 4 * self.tile * self.tile and self._tiling_checked():
             y = tiled_forward(self.generator, x, self.tile)
         else:
-            y = self.generator(x)
+            y = self._forward(x)
         return ((y[:, :, :height, :width] + 1) / 2).clamp(0, 1)
 
     def _tiling_checked(self) -> bool:
