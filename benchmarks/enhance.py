@@ -201,7 +201,7 @@ def main() -> None:
     print(f"# load average after: {h.load_average()}")
     per_image = {v: [t / args.batch for t in times[v]] for v in variants}
     base = h.summary(per_image[variants[0]])["median"]
-    print(f"# {'variant':<32} {'median s/image':>14} {'q1-q3':>15} {'cpu s/image':>11} "
+    print(f"# {'variant':<32} {'median s/image':>14} {'q1-q3':>15} {'best':>7} {'cpu s/image':>11} "
           f"{'vs ' + variants[0]:>12} {'vs published':>12} {'first call s':>12} {'warm-cache 1st':>14} "
           f"{'max|diff|':>9} {'peak memory':>12}")
     for variant in variants:
@@ -210,6 +210,7 @@ def main() -> None:
         warm = f"{warm_first[variant]:.2f}" if variant in warm_first else "-"
         diff = "-" if error[variant] is None else f"{error[variant]:.1e}"
         print(f"  {variant:<32} {stats['median']:>14.4f} {stats['q1']:>7.3f}-{stats['q3']:<7.3f} "
+              f"{stats['min']:>7.3f} "
               f"{cpu_median:>11.3f} {base / stats['median']:>11.2f}x "
               f"{args.reference_s / stats['median']:>11.2f}x {first[variant]:>12.2f} {warm:>14} "
               f"{diff:>9} {h.fmt_mib(memory[variant]['peak_bytes']):>12}")

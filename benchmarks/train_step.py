@@ -226,13 +226,14 @@ def main() -> None:
 
     print(f"# load average after: {h.load_average()}")
     base = h.summary(times[variants[0]])["median"]
-    print(f"# {'variant':<36} {'median s/step':>13} {'q1-q3':>15} {'cpu s/step':>10} {'vs ' + variants[0]:>12} "
+    print(f"# {'variant':<36} {'median s/step':>13} {'q1-q3':>15} {'best':>7} {'cpu s/step':>10} {'vs ' + variants[0]:>12} "
           f"{'vs published':>12} {'first step s':>12} {'warm-cache 1st':>14} {'peak memory':>12} "
           f"{'max RSS':>9}")
     for variant in variants:
         stats = h.summary(times[variant])
         warm = f"{warm_first[variant]:.2f}" if variant in warm_first else "-"
         print(f"  {variant:<36} {stats['median']:>13.4f} {stats['q1']:>7.3f}-{stats['q3']:<7.3f} "
+              f"{stats['min']:>7.3f} "
               f"{h.summary(cpu[variant])['median']:>10.3f} "
               f"{base / stats['median']:>11.2f}x {args.reference_s / stats['median']:>11.2f}x "
               f"{first[variant]:>12.2f} {warm:>14} {h.fmt_mib(memory[variant]['peak_bytes']):>12} "
