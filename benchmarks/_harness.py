@@ -9,14 +9,18 @@ start with ``@@`` so that stray output of libraries cannot be taken for one.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -57,6 +61,104 @@ class Worker:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+def options_from_variant(name: str, options_class: type, tokens: dict[str, dict[str, Any]],
+                         fast: Callable[[], Any]) -> Any:
+    """``name`` (``+``-joined tokens) -> an ``options_class`` instance. ``tokens`` maps each
+    token to the fields it sets; ``fast`` starts from ``options_class.fast()``; ``eager`` sets
+    nothing."""
+    known = {"eager", "fast", *tokens}
+    parts = name.split("+")
+    unknown = set(parts) - known
+    if unknown:
+        raise SystemExit(f"unknown option(s) {', '.join(sorted(unknown))} in variant {name!r}; "
+                         f"known: {', '.join(sorted(known))}")
+    values: dict[str, Any] = dict(vars(fast())) if "fast" in parts else {}
+    for part in parts:
+        values.update(tokens.get(part, {}))
+    return options_class(**values)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, reference_s: float) -> None:
+    """The arguments ``train_step.py`` and ``enhance.py`` share."""
+    parser.add_argument("--conv-dim", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls (the first is compile)")
+    parser.add_argument("--variants", default="eager,fast")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None,
+                        help="add this precision to every variant")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compile-cache", default=None,
+                        help="inductor cache folder (default: a fresh temporary one: cold compile)")
+    parser.add_argument("--warm-cache", action="store_true",
+                        help="also measure the first call of a second process on the same cache")
+    parser.add_argument("--reference-s", type=float, default=reference_s,
+                        help="published figure to compare with (only meaningful at the default settings)")
+
+
+@dataclass
+class Measurements:
+    variants: list[str]
+    first: dict[str, float]                 # the first call (compilation included)
+    warmup: dict[str, dict[str, Any]]       # each variant's warm-up reply
+    times: dict[str, list[float]]           # wall seconds of the timed calls
+    cpu: dict[str, list[float]]             # their CPU seconds
+    memory: dict[str, dict[str, int]]       # peak_bytes, max_rss
+    warm_first: dict[str, float]            # first call of a second process on the same cache
+
+
+def measure_variants(script: str, args: argparse.Namespace, setup: dict[str, Any], per_round: int,
+                     is_compiled: Callable[[str], bool], describe: Callable[[dict[str, Any]], str]
+                     ) -> Measurements:
+    """One worker process per variant of ``args.variants`` (``args.precision`` added to each):
+    set up, warm up, then ``args.rounds`` interleaved rounds of ``per_round`` timed calls; with
+    ``args.warm_cache`` the first call of a second process per compiled variant."""
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if args.precision and args.precision != "fp32":
+        variants = [v if args.precision in v.split("+") else f"{v}+{args.precision}" for v in variants]
+    for variant in variants:
+        is_compiled(variant)  # rejects unknown tokens before anything starts
+    cache = Path(args.compile_cache) if args.compile_cache else Path(tempfile.mkdtemp(prefix="uegan-bench-cache-"))
+    env = {"TORCHINDUCTOR_CACHE_DIR": str(cache)}
+    print(f"# load average before: {load_average()}; compile cache {cache}")
+    setup = {**setup, "device": args.device, "threads": args.threads, "seed": args.seed}
+    workers: dict[str, Worker] = {}
+    first: dict[str, float] = {}
+    warmup: dict[str, dict[str, Any]] = {}
+    warm_first: dict[str, float] = {}
+    try:
+        for variant in variants:
+            worker = Worker(script, [], env)
+            info = worker.request(op="setup", variant=variant, **setup)
+            started = time.perf_counter()
+            reply = worker.request(op="warmup", count=args.warmup)
+            first[variant], warmup[variant] = reply["first_s"], reply
+            log(f"{variant}: set up ({info['threads']} threads), first call {reply['first_s']:.2f} s, "
+                f"warm-up {time.perf_counter() - started:.1f} s, {describe(reply)}")
+            workers[variant] = worker
+        times, cpu, memory = run_rounds(workers, args.rounds, per_round, log)
+    finally:
+        for worker in workers.values():
+            worker.close()
+    if args.warm_cache:
+        for variant in filter(is_compiled, variants):
+            worker = Worker(script, [], env)
+            try:
+                worker.request(op="setup", variant=variant, check=False, **setup)
+                warm_first[variant] = worker.request(op="warmup", count=1)["first_s"]
+            finally:
+                worker.close()
+    if not args.compile_cache:
+        shutil.rmtree(cache, ignore_errors=True)
+    print(f"# load average after: {load_average()}")
+    return Measurements(variants, first, warmup, times, cpu, memory, warm_first)
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def summary(times: list[float]) -> dict[str, float]:
@@ -203,6 +305,21 @@ def timed(fn: Callable[[], Any], synchronize: Callable[[], None],
     if cpu_times is not None:
         cpu_times.append(time.process_time() - cpu)
     return wall
+
+
+def timed_calls(fn: Callable[[], Any], synchronize: Callable[[], None], device: Any,
+                count: int) -> dict[str, Any]:
+    """The worker's ``run`` reply: ``count`` timed calls of ``fn`` with their CPU seconds and
+    the peak memory during them (CUDA: allocated; else the resident set size)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    cpu_times: list[float] = []
+    with MemorySampler() as memory:
+        times = [timed(fn, synchronize, cpu_times) for _ in range(count)]
+    peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else memory.peak
+    return {"times": times, "cpu_times": cpu_times, "peak_bytes": peak, "max_rss": max_rss_bytes()}
 
 
 def fmt_mib(value: float | None) -> str:

@@ -27,10 +27,7 @@ calls (CPU) or ``torch.cuda.max_memory_allocated`` (CUDA). The last line is
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -39,39 +36,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h  # noqa: E402
 
 PUBLISHED_IMAGE_S = 0.54  # published UEGAN generator, 2-core CPU, 512 x 512, fp32 eager (issue 7)
-TOKENS = {"compile", "nofreeze", "channels_last", "cfu", "skip_gam", "bf16", "fp16",
-          "max_autotune", "fast", "eager", "dynamic"}
+TOKENS: dict[str, dict[str, Any]] = {
+    "compile": {"compile": True}, "nofreeze": {"freeze_weights": False},
+    "channels_last": {"channels_last": True}, "cfu": {"conv_first_upsample": True},
+    "skip_gam": {"skip_inert_gam": True}, "max_autotune": {"compile_mode": "max-autotune"},
+    "dynamic": {"dynamic": None}, "bf16": {"precision": "bf16"}, "fp16": {"precision": "fp16"},
+}
 
 
 def parse_variant(name: str):
     from uegan.acceleration import InferenceAcceleration
 
-    tokens = name.split("+")
-    unknown = set(tokens) - TOKENS
-    if unknown:
-        raise SystemExit(f"unknown option(s) {', '.join(sorted(unknown))} in variant {name!r}; "
-                         f"known: {', '.join(sorted(TOKENS))}")
-    values: dict[str, Any] = {}
-    if "fast" in tokens:
-        values.update(vars(InferenceAcceleration.fast()))
-    if "compile" in tokens:
-        values["compile"] = True
-    if "nofreeze" in tokens:
-        values["freeze_weights"] = False
-    if "channels_last" in tokens:
-        values["channels_last"] = True
-    if "cfu" in tokens:
-        values["conv_first_upsample"] = True
-    if "skip_gam" in tokens:
-        values["skip_inert_gam"] = True
-    if "max_autotune" in tokens:
-        values["compile_mode"] = "max-autotune"
-    if "dynamic" in tokens:
-        values["dynamic"] = None
-    for precision in ("bf16", "fp16"):
-        if precision in tokens:
-            values["precision"] = precision
-    return InferenceAcceleration(**values)
+    return h.options_from_variant(name, InferenceAcceleration, TOKENS, InferenceAcceleration.fast)
 
 
 class EnhanceWorker:
@@ -117,15 +93,7 @@ class EnhanceWorker:
         return {"first_s": first, "rest": rest, "max_abs_diff": error}
 
     def run(self, count: int) -> dict[str, Any]:
-        torch = self.torch
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-        cpu_times: list[float] = []
-        with h.MemorySampler() as memory:
-            times = [h.timed(self._call, self.sync, cpu_times) for _ in range(count)]
-        peak = torch.cuda.max_memory_allocated() if self.device.type == "cuda" else memory.peak
-        return {"times": times, "cpu_times": cpu_times, "peak_bytes": peak,
-                "max_rss": h.max_rss_bytes()}
+        return h.timed_calls(self._call, self.sync, self.device, count)
 
 
 def worker_main() -> None:
@@ -136,89 +104,36 @@ def worker_main() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--conv-dim", type=int, default=32)
     parser.add_argument("--batch", type=int, default=1, help="images per call (times are per image)")
     parser.add_argument("--runs", type=int, default=5, help="timed calls per round")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed calls (the first is compile)")
-    parser.add_argument("--variants", default="eager,fast")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None,
-                        help="add this precision to every variant")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--compile-cache", default=None,
-                        help="inductor cache folder (default: a fresh temporary one: cold compile)")
-    parser.add_argument("--warm-cache", action="store_true",
-                        help="also measure the first call of a second process on the same cache")
-    parser.add_argument("--reference-s", type=float, default=PUBLISHED_IMAGE_S)
+    h.add_common_arguments(parser, PUBLISHED_IMAGE_S)
     args = parser.parse_args()
     if args.size % 16:
         raise SystemExit("--size must be a multiple of 16")
 
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    if args.precision and args.precision != "fp32":
-        variants = [v if args.precision in v.split("+") else f"{v}+{args.precision}" for v in variants]
-    for variant in variants:
-        parse_variant(variant)
-    cache = Path(args.compile_cache) if args.compile_cache else Path(tempfile.mkdtemp(prefix="uegan-bench-cache-"))
-    env = {"TORCHINDUCTOR_CACHE_DIR": str(cache)}
-    log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
-
     print(f"# enhance (generator forward): conv_dim {args.conv_dim}, {args.size} x {args.size}, "
           f"batch {args.batch}, device {args.device}, {h.describe_machine(args.device)}")
-    print(f"# load average before: {h.load_average()}; compile cache {cache}")
-    setup = dict(conv_dim=args.conv_dim, size=args.size, batch=args.batch, device=args.device,
-                 threads=args.threads, seed=args.seed)
-    workers: dict[str, h.Worker] = {}
-    first: dict[str, float] = {}
-    error: dict[str, float | None] = {}
-    warm_first: dict[str, float] = {}
-    try:
-        for variant in variants:
-            worker = h.Worker(__file__, [], env)
-            info = worker.request(op="setup", variant=variant, **setup)
-            started = time.perf_counter()
-            reply = worker.request(op="warmup", count=args.warmup)
-            first[variant], error[variant] = reply["first_s"], reply["max_abs_diff"]
-            log(f"{variant}: set up ({info['threads']} threads), first call {reply['first_s']:.2f} s, "
-                f"warm-up {time.perf_counter() - started:.1f} s, max |out - eager| {reply['max_abs_diff']}")
-            workers[variant] = worker
-        times, cpu, memory = h.run_rounds(workers, args.rounds, args.runs, log)
-    finally:
-        for worker in workers.values():
-            worker.close()
-    if args.warm_cache:
-        for variant in variants:
-            if parse_variant(variant).compile:
-                worker = h.Worker(__file__, [], env)
-                try:
-                    worker.request(op="setup", variant=variant, check=False, **setup)
-                    warm_first[variant] = worker.request(op="warmup", count=1)["first_s"]
-                finally:
-                    worker.close()
-
-    print(f"# load average after: {h.load_average()}")
-    per_image = {v: [t / args.batch for t in times[v]] for v in variants}
-    base = h.summary(per_image[variants[0]])["median"]
+    m = h.measure_variants(__file__, args, dict(conv_dim=args.conv_dim, size=args.size, batch=args.batch),
+                           args.runs, lambda v: parse_variant(v).compile,
+                           lambda reply: f"max |out - eager| {reply['max_abs_diff']}")
+    per_image = {v: [t / args.batch for t in m.times[v]] for v in m.variants}
+    base = h.summary(per_image[m.variants[0]])["median"]
     print(f"# {'variant':<32} {'median s/image':>14} {'q1-q3':>15} {'best':>7} {'cpu s/image':>11} "
-          f"{'vs ' + variants[0]:>12} {'vs published':>12} {'first call s':>12} {'warm-cache 1st':>14} "
+          f"{'vs ' + m.variants[0]:>12} {'vs published':>12} {'first call s':>12} {'warm-cache 1st':>14} "
           f"{'max|diff|':>9} {'peak memory':>12}")
-    for variant in variants:
+    for variant in m.variants:
         stats = h.summary(per_image[variant])
-        cpu_median = h.summary(cpu[variant])["median"] / args.batch
-        warm = f"{warm_first[variant]:.2f}" if variant in warm_first else "-"
-        diff = "-" if error[variant] is None else f"{error[variant]:.1e}"
+        cpu_median = h.summary(m.cpu[variant])["median"] / args.batch
+        warm = f"{m.warm_first[variant]:.2f}" if variant in m.warm_first else "-"
+        error = m.warmup[variant]["max_abs_diff"]
+        diff = "-" if error is None else f"{error:.1e}"
         print(f"  {variant:<32} {stats['median']:>14.4f} {stats['q1']:>7.3f}-{stats['q3']:<7.3f} "
-              f"{stats['min']:>7.3f} "
-              f"{cpu_median:>11.3f} {base / stats['median']:>11.2f}x "
-              f"{args.reference_s / stats['median']:>11.2f}x {first[variant]:>12.2f} {warm:>14} "
-              f"{diff:>9} {h.fmt_mib(memory[variant]['peak_bytes']):>12}")
+              f"{stats['min']:>7.3f} {cpu_median:>11.3f} {base / stats['median']:>11.2f}x "
+              f"{args.reference_s / stats['median']:>11.2f}x {m.first[variant]:>12.2f} {warm:>14} "
+              f"{diff:>9} {h.fmt_mib(m.memory[variant]['peak_bytes']):>12}")
     print(f"# published reference: {args.reference_s} s/image (issue 7; conv_dim 32, 512 x 512, "
           f"generator alone); 'vs' columns are speed-ups; n = {args.rounds * args.runs} calls each")
-    if not args.compile_cache:
-        shutil.rmtree(cache, ignore_errors=True)
-    print(f"median_s={h.summary(per_image[variants[-1]])['median']:.4f}")
+    print(f"median_s={h.summary(per_image[m.variants[-1]])['median']:.4f}")
 
 
 if __name__ == "__main__":

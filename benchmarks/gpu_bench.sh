@@ -34,11 +34,11 @@ run() {  # run NAME CMD...: log to OUT/NAME.log, echo the last line
 
 # 1. training step at the settings (conv_dim 32, 128 px, batch 2)
 run train_128_b2 "$PY" benchmarks/train_step.py --device cuda --conv-dim 32 --size 128 --batch 2 \
-    --steps "$STEPS" --rounds "$ROUNDS" --variants eager,freeze_d,compile,fast,fast+bf16,fast+fp16 --warm-cache
+    --steps "$STEPS" --rounds "$ROUNDS" --variants eager,fast,fast+compile,fast+bf16,fast+compile+bf16,fast+fp16 --warm-cache
 
 # 2. training step at the published settings (256 px, batch 10): time and peak memory
 run train_256_b10 "$PY" benchmarks/train_step.py --device cuda --conv-dim 32 --size 256 --batch 10 \
-    --steps "$STEPS" --rounds "$ROUNDS" --variants eager,fast,eager+bf16,fast+bf16,fast+fp16,fast+channels_last+bf16
+    --steps "$STEPS" --rounds "$ROUNDS" --variants eager,fast,fast+compile,fast+bf16,fast+compile+bf16,fast+compile+channels_last+bf16
 
 # 3. enhancement, 512 x 512 and a 12-megapixel-class 2048 x 3072 image (generator alone)
 run enhance_512 "$PY" benchmarks/enhance.py --device cuda --size 512 --runs "$RUNS" --rounds "$ROUNDS" \
@@ -47,7 +47,7 @@ run enhance_512_b8 "$PY" benchmarks/enhance.py --device cuda --size 512 --batch 
     --rounds "$ROUNDS" --variants eager,fast,fast+fp16
 
 # 4. one FiveK epoch at the published settings (2250 images, batch 10: 225 steps), synthetic data
-for variant in eager fast fast+bf16; do
+for variant in eager fast fast+compile+bf16; do
   run "epoch_${variant//+/_}" "$PY" benchmarks/epoch_time.py --device cuda --variant "$variant" \
       --size 256 --batch 10 --images 2250 "${EPOCH_STEPS[@]}"
 done

@@ -20,6 +20,7 @@ import shutil
 import pytest
 import torch
 
+from _golden_training import golden_fidelity_loss, golden_training
 from conftest import load_golden
 from test_train_step import LOSS_NAMES, _compare_deltas
 from uegan.acceleration import (ConvFirstUpsample, InferenceAcceleration, LocalOnlyGlobalAttention,
@@ -34,7 +35,7 @@ from uegan.models import (Discriminator, DiscriminatorConfig, Generator, Generat
 from uegan.models.layers import GlobalAttention, Upsample
 from uegan.published import (discriminator_from_published, discriminator_to_published,
                              generator_from_published, generator_to_published)
-from uegan.training.step import ImagePool, LossWeights, OptimizerSettings, make_optimizers, train_step
+from uegan.training.step import ImagePool, make_optimizers, train_step
 
 needs_compiler = pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("c++") is None
                                     and shutil.which("clang") is None,
@@ -150,32 +151,19 @@ def test_output_scaled_spectral_norm_matches_published_discriminator():
 # training
 
 
-def _golden_training(init: str, options: TrainingAcceleration):
+def _run_golden_steps(init: str, options: TrainingAcceleration):
     """Run the two golden training steps with ``options``; returns (reference, G, D, losses)."""
-    ref = load_golden(f"train_two_steps_{init}.pt")
-    settings = ref["settings"]
-    g_config, g_state = generator_from_published(ref["G_initial"])
-    d_config, d_state = discriminator_from_published(ref["D_initial"])
-    generator, discriminator = Generator(g_config), Discriminator(d_config)
-    generator.load_state_dict(g_state)
-    discriminator.load_state_dict(d_state)
-    generator.train()
-    discriminator.train()
-    vgg = VGG19Features()
-    vgg.load_state_dict({k: v.float() for k, v in load_golden("vgg19_random_to_relu5_1.pt").items()})
-    fidelity = FidelityLoss(vgg)
+    golden = golden_training(init, **options.optimizer_kwargs())
+    ref, settings, generator, discriminator = golden.ref, golden.settings, golden.generator, golden.discriminator
+    fidelity = golden_fidelity_loss()
     accelerate_training(generator, discriminator, fidelity, options)
-    opt_g, opt_d = make_optimizers(generator, discriminator, OptimizerSettings(
-        g_lr=settings["g_lr"], d_lr=settings["d_lr"], beta1=settings["betas"][0],
-        beta2=settings["betas"][1], weight_decay=settings["weight_decay"]), **options.optimizer_kwargs())
-    weights = LossWeights(settings["lambda_adv"], settings["lambda_percep"], settings["lambda_idt"])
-    pool = ImagePool(settings["pool_size"])
     losses = []
     for batch in ref["batches"]:
         low = channels_last_input(batch["low_quality"], options.channels_last)
         high = channels_last_input(batch["high_quality"], options.channels_last)
-        losses.append(train_step(generator, discriminator, fidelity, pool, opt_g, opt_d, low, high,
-                                 "l1", weights, adversarial_input=settings["adv_input"],
+        losses.append(train_step(generator, discriminator, fidelity, golden.pool, golden.opt_g,
+                                 golden.opt_d, low, high, "l1", golden.weights,
+                                 adversarial_input=settings["adv_input"],
                                  **options.step_kwargs()).as_floats())
     return ref, generator, discriminator, losses
 
@@ -198,7 +186,7 @@ def test_eager_training_options_reproduce_two_published_steps():
     options = TrainingAcceleration(freeze_d_in_g_step=True, fused_adam=True,
                                    conv_first_upsample=True, output_scaled_spectral_norm=True,
                                    channels_last=True)
-    ref, generator, discriminator, losses = _golden_training("kaiming", options)
+    ref, generator, discriminator, losses = _run_golden_steps("kaiming", options)
     _assert_matches_golden(ref, generator, discriminator, losses)
     # the frozen G step leaves D trainable afterwards
     assert all(p.requires_grad for p in discriminator.parameters())
@@ -245,7 +233,8 @@ def test_compiled_generator_matches_published_forward():
 def test_compiled_training_reproduces_two_published_steps():
     """G and D compiled (VGG19 left eager: its compile doubles the time of this test), with every
     fp32 option of TrainingAcceleration.fast()."""
-    ref, generator, discriminator, losses = _golden_training("kaiming", TrainingAcceleration.fast(compile_vgg=False))
+    ref, generator, discriminator, losses = _run_golden_steps(
+        "kaiming", TrainingAcceleration.fast(compile=True, compile_vgg=False))
     _assert_matches_golden(ref, generator, discriminator, losses)
 
 
@@ -260,3 +249,40 @@ def test_enhancer_with_acceleration_matches_published_forward():
     expected = ((ref["output"] + 1) / 2).clamp(0, 1)
     assert out.shape == expected.shape
     assert (out - expected).abs().max().item() <= 1e-5
+
+
+def test_run_eagerly_calls_a_compiled_module_without_compiling_again():
+    # validation of photos of every size must not compile a graph per size
+    from torch._dynamo.testing import CompileCounter
+
+    from uegan.acceleration import run_eagerly
+
+    class Block(torch.nn.Module):  # (dynamo does not trace torch.nn's own modules at top level)
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            return torch.relu(self.conv(x))
+
+    def expected(x):
+        return torch.relu(torch.nn.functional.conv2d(x, module.conv.weight, module.conv.bias, padding=1))
+
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    module = Block()
+    module.compile(backend=counter, dynamic=False)
+    x = torch.randn(1, 3, 16, 16)
+    torch.testing.assert_close(module(x), expected(x))
+    assert counter.frame_count == 1
+    with run_eagerly():
+        for size in (20, 24, 28):
+            y = torch.randn(1, 3, size, size)
+            torch.testing.assert_close(module(y), expected(y))
+    assert counter.frame_count == 1
+    module(torch.randn(1, 3, 20, 20))  # outside the block a new shape compiles again
+    assert counter.frame_count == 2
+    with run_eagerly(False):
+        module(torch.randn(1, 3, 24, 24))
+    assert counter.frame_count == 3
+    torch._dynamo.reset()

@@ -259,3 +259,17 @@ def test_torchrun_splits_the_inputs(checkpoint, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == [f"p{k}.png" for k in range(5)]
     assert "enhanced 3" in result.stderr and "enhanced 2" in result.stderr  # 3 + 2, no overlap
+
+
+def test_precision_flag_runs_the_generator_in_bf16(checkpoint, tmp_path, capsys):
+    # bf16 autocast: an output close to the fp32 one (8-bit levels), not the same file
+    photo(height=48, width=64, seed=3).save(tmp_path / "p.png")
+    outputs = {}
+    for precision in ("fp32", "bf16"):
+        code, err = run(capsys, tmp_path / "p.png", "--checkpoint", checkpoint,
+                        "--out", tmp_path / precision, "--precision", precision)
+        assert code == 0, err
+        outputs[precision] = np.asarray(Image.open(tmp_path / precision / "p.png"), dtype=np.int16)
+    difference = np.abs(outputs["fp32"] - outputs["bf16"])
+    assert outputs["fp32"].shape == (48, 64, 3)
+    assert difference.max() <= 8 and difference.mean() < 1.0, (difference.max(), difference.mean())

@@ -7,11 +7,10 @@ halves ga5's output), never taken from the code under test.
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F
+from _reference_ops import instance_norm, randomize
 
 from uegan.models import Generator, GeneratorConfig
 from uegan.models.layers import GlobalAttention
@@ -20,37 +19,22 @@ from uegan.variants import get_variant
 DTYPE = torch.float64
 
 
-def _randomize(module: torch.nn.Module, seed: int) -> None:
-    """Every parameter random (biases included), weights ~ N(0, 1/fan_in): O(1) activations."""
-    rng = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            scale = 1 / math.sqrt(p[0].numel()) if p.ndim >= 2 else 0.3
-            p.copy_(torch.randn(p.shape, generator=rng, dtype=p.dtype) * scale)
-
-
 def _inputs(shape, seed: int) -> torch.Tensor:
     rng = torch.Generator().manual_seed(seed)
     return torch.randn(shape, generator=rng, dtype=DTYPE) * 0.7 + \
         torch.randn(shape[0], shape[1], 1, 1, generator=rng, dtype=DTYPE)
 
 
-def _instance_norm(y: torch.Tensor) -> torch.Tensor:
-    mean = y.mean(dim=(2, 3), keepdim=True)
-    var = ((y - mean) ** 2).mean(dim=(2, 3), keepdim=True)  # biased
-    return (y - mean) / torch.sqrt(var + 1e-5)
-
-
 @pytest.mark.parametrize("channels,seed", [(8, 0), (32, 1), (128, 2)])
 def test_gam_output_ignores_its_global_weights(channels, seed):
     gam = GlobalAttention(channels).to(DTYPE)
-    _randomize(gam, seed)
+    randomize(gam, seed)
     x = _inputs((3, channels, 6, 5), seed)
     with torch.no_grad():
         before = gam(x)
         # written-out reference: InstanceNorm of the local half of fuse, nothing else
         local = torch.einsum("oc,nchw->nohw", gam.fuse.weight[:, :channels, 0, 0], x)
-        assert (before - _instance_norm(local)).abs().max() < 1e-10
+        assert (before - instance_norm(local)).abs().max() < 1e-10
         # new global weights: reduce, expand, the global half of fuse and its bias
         rng = torch.Generator().manual_seed(100 + seed)
         for p in (gam.reduce.weight, gam.expand.weight, gam.fuse.bias):
@@ -64,7 +48,7 @@ def test_gam_output_ignores_its_global_weights(channels, seed):
 @pytest.mark.parametrize("channels,seed", [(16, 3), (64, 4)])
 def test_gam_global_weights_get_zero_gradient(channels, seed):
     gam = GlobalAttention(channels).to(DTYPE)
-    _randomize(gam, seed)
+    randomize(gam, seed)
     x = _inputs((2, channels, 4, 4), seed)
     direction = _inputs((2, channels, 4, 4), seed + 50)
     (gam(x) * direction).sum().backward()
@@ -78,7 +62,7 @@ def test_gam_global_weights_get_zero_gradient(channels, seed):
 
 def test_whole_published_generator_global_branches_get_zero_gradient():
     generator = Generator(GeneratorConfig(conv_dim=8)).to(DTYPE)
-    _randomize(generator, 5)
+    randomize(generator, 5)
     x = torch.tanh(_inputs((2, 3, 32, 32), 5))
     (generator(x) * _inputs((2, 3, 32, 32), 6)).sum().backward()
     largest = max(p.grad.abs().max() for p in generator.parameters())
@@ -99,7 +83,7 @@ def _shared_weights(source: Generator, target: Generator) -> None:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_seed_se_variant_equals_no_se_with_ga5_halved(seed):
     with_se = Generator(get_variant("uegan-charbonnier-se").generator_config(8)).to(DTYPE)
-    _randomize(with_se, seed)
+    randomize(with_se, seed)
     plain = Generator(get_variant("uegan-charbonnier").generator_config(8)).to(DTYPE)
     _shared_weights(with_se, plain)
     assert plain.se is None
@@ -123,7 +107,7 @@ def test_seed_se_variant_equals_no_se_with_ga5_halved(seed):
 
 def test_seed_se_weights_get_zero_gradient():
     generator = Generator(get_variant("uegan-charbonnier-se").generator_config(8)).to(DTYPE)
-    _randomize(generator, 7)
+    randomize(generator, 7)
     x = torch.tanh(_inputs((2, 3, 32, 32), 7))
     (generator(x) * _inputs((2, 3, 32, 32), 8)).sum().backward()
     largest = max(p.grad.abs().max() for p in generator.parameters())
@@ -133,7 +117,7 @@ def test_seed_se_weights_get_zero_gradient():
 
 def test_half_variant_computes_what_the_seed_se_variant_computes():
     with_se = Generator(get_variant("uegan-charbonnier-se").generator_config(8)).to(DTYPE)
-    _randomize(with_se, 9)
+    randomize(with_se, 9)
     half = Generator(get_variant("uegan-charbonnier-half").generator_config(8)).to(DTYPE)
     _shared_weights(with_se, half)
     assert set(half.state_dict()) == {k for k in with_se.state_dict() if not k.startswith("se.")}

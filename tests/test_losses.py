@@ -81,3 +81,25 @@ def test_identity_criteria_part_within_eps():
 def test_identity_loss_rejects_unknown_criterion():
     with pytest.raises(ValueError, match="charbonnier"):
         identity_loss(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8), "l2")  # type: ignore[arg-type]
+
+
+def test_losses_of_half_precision_maps_are_computed_in_float32():
+    # under bf16 autocast the networks hand over bf16 maps; a D loss of about 8 in bf16 would
+    # be rounded to steps of 1/16
+    gen = torch.Generator().manual_seed(0)
+    real = [torch.randn(2, 1, 8, 8, generator=gen) * 3 for _ in range(5)]
+    fake = [torch.randn(2, 1, 8, 8, generator=gen) * 3 for _ in range(5)]
+    low = [t.bfloat16() for t in real], [t.bfloat16() for t in fake]
+    for loss in (rahinge_d_loss, rahinge_g_loss):
+        expected = loss([t.float() for t in low[0]], [t.float() for t in low[1]])
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = loss(*low)
+        assert got.dtype == torch.float32
+        assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+    pred, target = torch.rand(2, 3, 16, 16, generator=gen), torch.rand(2, 3, 16, 16, generator=gen)
+    for criterion in ("l1", "charbonnier"):
+        got = identity_loss(pred.bfloat16(), target.bfloat16(), criterion)
+        expected = identity_loss(pred.bfloat16().float(), target.bfloat16().float(), criterion)
+        assert got.dtype == torch.float32 and got.item() == pytest.approx(expected.item(), rel=1e-6)
+    # float64 stays float64
+    assert identity_loss(pred.double(), target.double()).dtype == torch.float64

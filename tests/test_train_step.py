@@ -11,12 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import load_golden
+from _golden_training import golden_fidelity_loss, golden_training
 from uegan.losses import FidelityLoss
-from uegan.models import Discriminator, Generator, VGG19Features
-from uegan.published import (discriminator_from_published, discriminator_to_published,
-                             generator_from_published, generator_to_published)
-from uegan.training.step import ImagePool, LossWeights, OptimizerSettings, make_optimizers, train_step
+from uegan.published import discriminator_to_published, generator_to_published
+from uegan.training.step import ImagePool, train_step
 
 LOSS_NAMES = {"d_loss": "d_loss", "g_loss": "g_loss", "g_adv_loss": "g_adv_loss",
               "g_fidelity_loss": "g_percep_loss", "g_identity_loss": "g_idt_loss"}
@@ -51,9 +49,7 @@ def _compare_deltas(initial, after_ref, after_mine, min_norm: float):
 
 @pytest.fixture(scope="module")
 def golden_fidelity() -> FidelityLoss:
-    vgg = VGG19Features()
-    vgg.load_state_dict({k: v.float() for k, v in load_golden("vgg19_random_to_relu5_1.pt").items()})
-    return FidelityLoss(vgg)
+    return golden_fidelity_loss()
 
 
 # The orthogonal case starts with G's output equal to its input up to rounding (gain 0.02): its
@@ -64,20 +60,9 @@ def golden_fidelity() -> FidelityLoss:
 # includes every tensor, is unchanged. The kaiming case uses the README's floor as it is.
 @pytest.mark.parametrize("init,min_norm", [("kaiming", 1e-10), ("orthogonal", 1e-9)])
 def test_two_published_training_steps(init, min_norm, golden_fidelity):
-    ref = load_golden(f"train_two_steps_{init}.pt")
-    settings = ref["settings"]
-    g_config, g_state = generator_from_published(ref["G_initial"])
-    d_config, d_state = discriminator_from_published(ref["D_initial"])
-    generator, discriminator = Generator(g_config), Discriminator(d_config)
-    generator.load_state_dict(g_state)
-    discriminator.load_state_dict(d_state)
-    generator.train()
-    discriminator.train()
-    opt_g, opt_d = make_optimizers(generator, discriminator, OptimizerSettings(
-        g_lr=settings["g_lr"], d_lr=settings["d_lr"], beta1=settings["betas"][0],
-        beta2=settings["betas"][1], weight_decay=settings["weight_decay"]))
-    weights = LossWeights(settings["lambda_adv"], settings["lambda_percep"], settings["lambda_idt"])
-    pool = ImagePool(settings["pool_size"])
+    golden = golden_training(init)
+    ref, settings, generator, discriminator = golden.ref, golden.settings, golden.generator, golden.discriminator
+    opt_g, opt_d, weights, pool = golden.opt_g, golden.opt_d, golden.weights, golden.pool
 
     for batch, expected in zip(ref["batches"], ref["losses_per_step"], strict=True):
         losses = train_step(generator, discriminator, golden_fidelity, pool, opt_g, opt_d,

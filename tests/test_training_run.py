@@ -204,3 +204,41 @@ def test_reduced_precision_runs(tmp_path, precision):
 def test_cli_reports_missing_settings(capsys):
     assert main(["train", "--low", "x"]) == 2
     assert "needs --high, --out" in capsys.readouterr().err
+
+
+def test_fast_step_trains_like_the_published_step_and_resumes_without_it(tmp_path):
+    # --fast-step (D frozen in the G step, fused Adam, conv-first upsampling, output-scaled
+    # spectral norm) makes the same updates up to rounding, and its checkpoints are the
+    # published step's: a fast run resumes as a plain one
+    plain = tiny_config(tmp_path, out="plain", steps=4, save_every=2)
+    Trainer(plain, vgg=TinyFeatures()).fit()
+    fast = replace(plain, out=str(tmp_path / "fast"), fast_step=True, steps=2)
+    Trainer(fast, vgg=TinyFeatures()).fit()
+    Trainer(replace(fast, fast_step=False, steps=4, resume=True), vgg=TinyFeatures()).fit()
+
+    expected = load_checkpoint(tmp_path / "plain" / "checkpoints" / "step_00000004.pt")
+    got = load_checkpoint(tmp_path / "fast" / "checkpoints" / "step_00000004.pt")
+    initial = load_checkpoint(tmp_path / "plain" / "checkpoints" / "step_00000002.pt")
+    for net in ("G", "D"):
+        assert got[net].keys() == expected[net].keys()
+        # the updates of steps 3-4 (Adam turns rounding-level gradient differences into
+        # differences of up to lr per element, so compare whole updates, not elements)
+        keys = [k for k, v in expected[net].items() if v.is_floating_point() and not k.endswith((".u", ".v"))]
+        delta_expected = torch.cat([(expected[net][k] - initial[net][k]).flatten() for k in keys])
+        delta_got = torch.cat([(got[net][k] - initial[net][k]).flatten() for k in keys])
+        relative = ((delta_got - delta_expected).norm() / delta_expected.norm()).item()
+        assert delta_expected.norm() > 0 and relative < 1e-3, (net, relative)
+    assert [r["step"] for r in _rows(tmp_path / "fast", "train")] == [1, 2, 3, 4]
+
+
+def test_cli_speed_flags_reach_the_configuration():
+    from uegan.cli.train import config_from_args
+    from uegan.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--low", "a", "--high", "b", "--out", "c",
+                                      "--fast-step", "--compile"])
+    config = config_from_args(args)
+    assert config.fast_step and config.compile
+    config = config_from_args(build_parser().parse_args(["train", "--low", "a", "--high", "b",
+                                                         "--out", "c"]))
+    assert not config.fast_step and not config.compile

@@ -11,11 +11,10 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F
+from _reference_ops import instance_norm, randomize
 
 from uegan.checkpoints import TRAIN_FORMAT, load_generator, save_generator
 from uegan.errors import UserError
@@ -32,23 +31,10 @@ NEW = ("uegan-charbonnier-half", "uegan-charbonnier-gam-mod", "uegan-charbonnier
 MODULATION = ("scale_weight", "scale_bias", "shift_weight", "shift_bias")
 
 
-def _randomize(module: torch.nn.Module, seed: int) -> None:
-    rng = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            scale = 1 / math.sqrt(p[0].numel()) if p.ndim >= 2 else 0.3
-            p.copy_(torch.randn(p.shape, generator=rng, dtype=p.dtype) * scale)
-
-
 def _images(shape, seed: int) -> torch.Tensor:
     rng = torch.Generator().manual_seed(seed)
     return torch.tanh(torch.randn(shape, generator=rng, dtype=DTYPE)
                       + torch.randn(shape[0], shape[1], 1, 1, generator=rng, dtype=DTYPE))
-
-
-def _instance_norm(y: torch.Tensor) -> torch.Tensor:
-    mean = y.mean(dim=(2, 3), keepdim=True)
-    return (y - mean) / torch.sqrt(((y - mean) ** 2).mean(dim=(2, 3), keepdim=True) + 1e-5)
 
 
 # --- the published three stay as they were ----------------------------------------------------
@@ -98,7 +84,7 @@ def test_modulated_gam_starts_as_the_published_gam_output():
     x = _images((2, 16, 5, 7), 0)
     with torch.no_grad():
         out = gam(x)
-        expected = _instance_norm(torch.einsum("oc,nchw->nohw", gam.fuse.weight[:, :, 0, 0], x))
+        expected = instance_norm(torch.einsum("oc,nchw->nohw", gam.fuse.weight[:, :, 0, 0], x))
     assert (out - expected).abs().max() < 1e-12
     assert all(torch.count_nonzero(getattr(gam, name)) == 0 for name in MODULATION)
 
@@ -106,7 +92,7 @@ def test_modulated_gam_starts_as_the_published_gam_output():
 def test_modulated_generator_starts_as_the_published_generator_with_the_same_local_weights():
     modulated = Generator(get_variant("uegan-charbonnier-gam-mod").generator_config(8)).to(DTYPE)
     published = Generator(get_variant("uegan-charbonnier").generator_config(8)).to(DTYPE)
-    _randomize(published, 1)
+    randomize(published, 1)
     state = {}
     for key, value in modulated.state_dict().items():
         if key.endswith(MODULATION):
@@ -157,7 +143,7 @@ def test_modulated_gam_global_parameters_get_gradient_from_the_start():
 
 def test_modulated_gam_global_branch_changes_the_output_and_gets_gradient():
     gam = ModulatedGlobalAttention(32).to(DTYPE)
-    _randomize(gam, 4)  # modulation away from zero, as after training steps
+    randomize(gam, 4)  # modulation away from zero, as after training steps
     x = _images((3, 32, 6, 6), 4)
     direction = _images((3, 32, 6, 6), 5)
     (gam(x) * direction).sum().backward()
@@ -198,7 +184,7 @@ def test_modulated_gam_trains_its_global_branch_in_real_training_steps(golden_vg
 def test_se_before_ga5_gets_gradient_and_changes_the_output():
     generator = Generator(get_variant("uegan-charbonnier-se-pre").generator_config(8)).to(DTYPE)
     assert generator.se is None and generator.se_pre is not None
-    _randomize(generator, 8)
+    randomize(generator, 8)
     x = _images((2, 3, 32, 32), 8)
     (generator(x) * _images((2, 3, 32, 32), 9)).sum().backward()
     largest = max(p.grad.abs().max() for p in generator.parameters())
@@ -217,7 +203,7 @@ def test_se_before_ga5_gets_gradient_and_changes_the_output():
 def test_half_variant_scales_ga5_by_one_half():
     half = Generator(get_variant("uegan-charbonnier-half").generator_config(8)).to(DTYPE)
     plain = Generator(get_variant("uegan-charbonnier").generator_config(8)).to(DTYPE)
-    _randomize(plain, 10)
+    randomize(plain, 10)
     half.load_state_dict(plain.state_dict())
     plain.ga5.register_forward_hook(lambda module, args, output: output / 2)
     x = _images((1, 3, 32, 32), 10)
@@ -230,7 +216,7 @@ def test_half_variant_scales_ga5_by_one_half():
 @pytest.mark.parametrize("name", NEW)
 def test_new_variants_round_trip_through_the_export_format(tmp_path, name):
     generator = Generator(get_variant(name).generator_config(8))
-    _randomize(generator, 11)
+    randomize(generator, 11)
     path = save_generator(tmp_path / f"{name}.safetensors", generator, name)
     loaded = load_generator(path)
     assert loaded.variant == name and loaded.source_format == "export"

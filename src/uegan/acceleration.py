@@ -299,6 +299,13 @@ def is_compiled(module: nn.Module) -> bool:
     return getattr(module, "_compiled_call_impl", None) is not None
 
 
+def run_eagerly(enabled: bool = True) -> contextlib.AbstractContextManager:
+    """Inside the block compiled modules run their eager code (``torch.compiler.set_stance``):
+    for calls on shapes a compiled graph has not seen, such as validation photos of every
+    size, which would otherwise each pay a compilation."""
+    return torch.compiler.set_stance("force_eager") if enabled else contextlib.nullcontext()
+
+
 def compile_generator(generator: nn.Module, *, inference: bool = True, mode: str | None = None,
                       dynamic: bool | None = False, cache_dir: str | Path | None = None) -> nn.Module:
     """Compile G in place; with ``inference`` its weights are frozen into the graph."""
@@ -328,10 +335,12 @@ class TrainingAcceleration:
 
     @classmethod
     def fast(cls, **overrides: Any) -> "TrainingAcceleration":
-        """Every fp32 option that pays on this project's CPU measurements (benchmarks/RESULTS.md)."""
-        values: dict[str, Any] = dict(compile=True, conv_first_upsample=True,
-                                      output_scaled_spectral_norm=True, freeze_d_in_g_step=True,
-                                      fused_adam=True)
+        """The fp32 options that pay on this project's CPU measurements (benchmarks/RESULTS.md):
+        every exact one, not ``compile`` (on the CPU a compiled step measured 1.11x slower than
+        the same step eager: convolutions and their backward dominate, and inductor calls the
+        same oneDNN kernels for them). Pass ``compile=True`` to add it (worth measuring on a GPU)."""
+        values: dict[str, Any] = dict(conv_first_upsample=True, output_scaled_spectral_norm=True,
+                                      freeze_d_in_g_step=True, fused_adam=True)
         values.update(overrides)
         return cls(**values)
 
@@ -454,5 +463,5 @@ __all__ = [
     "channels_last_input", "check_precision", "compile_generator", "compile_module",
     "configure_compile_cache", "configure_threads", "default_compile_cache", "grad_scaler",
     "is_compiled", "mixed_precision", "prepare_generator_for_inference", "restore_attention",
-    "restore_upsample", "skip_inert_attention", "to_channels_last", "use_conv_first_upsample",
+    "restore_upsample", "run_eagerly", "skip_inert_attention", "to_channels_last", "use_conv_first_upsample",
 ]

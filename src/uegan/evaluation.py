@@ -17,8 +17,6 @@ import io
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ import torch
 
 from uegan import metrics
 from uegan.errors import UserError
+from uegan.fileio import atomic_write_text
 from uegan.imageio import find_images, images_by_stem, load_rgb8
 
 log = logging.getLogger(__name__)
@@ -310,48 +309,13 @@ def check_writable(paths: Iterable[Path | None], overwrite: bool) -> None:
             raise UserError(f"{path} already exists (pass --overwrite to replace it)")
 
 
-def write_bytes_atomic(path: str | Path, data: bytes, overwrite: bool = False) -> None:
-    """Write ``data`` to ``path`` completely or not at all (temporary file + rename).
-
-    Without ``overwrite`` an existing file is never replaced, even one created meanwhile: the
-    temporary file is hard-linked into place, which fails if the name exists.
-    """
-    target = Path(path)
-    if target.exists() and not overwrite:
-        raise UserError(f"{target} already exists (pass --overwrite to replace it)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        if overwrite:
-            os.replace(temporary, target)
-        else:
-            try:
-                os.link(temporary, target)
-            except FileExistsError:
-                raise UserError(f"{target} already exists (pass --overwrite to replace it)") from None
-            except OSError:  # a file system without hard links
-                if target.exists():
-                    raise UserError(f"{target} already exists (pass --overwrite to replace it)") from None
-                os.replace(temporary, target)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-
-
-def write_text_atomic(path: str | Path, text: str, overwrite: bool = False) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"), overwrite=overwrite)
-
-
 def write_json(result: EvaluationResult, path: str | Path, overwrite: bool = False) -> None:
     text = json.dumps(result.to_json(), indent=1, allow_nan=False) + "\n"
-    write_text_atomic(path, text, overwrite=overwrite)
+    atomic_write_text(path, text, overwrite=overwrite)
 
 
 def write_csv(result: EvaluationResult, path: str | Path, overwrite: bool = False) -> None:
-    write_text_atomic(path, result.to_csv(), overwrite=overwrite)
+    atomic_write_text(path, result.to_csv(), overwrite=overwrite)
 
 
 def format_summary(result: EvaluationResult) -> str:

@@ -17,7 +17,9 @@ def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
 
     The temporary file lives in the same folder (so the rename is atomic on POSIX). If the
     body raises (a full disk, an interrupt), the temporary file is removed and ``path`` keeps
-    whatever it held before. ``overwrite=False`` refuses to replace an existing file.
+    whatever it held before. ``overwrite=False`` refuses to replace an existing file, even one
+    created while the body ran: the temporary file is then hard-linked into place, which fails
+    if the name exists (on a file system without hard links: checked, then renamed).
     """
     target = Path(path)
     if target.exists() and not overwrite:
@@ -30,11 +32,30 @@ def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
         yield temp_path
         with open(temp_path, "rb") as written:
             os.fsync(written.fileno())
-        os.replace(temp_path, target)
+        if overwrite:
+            os.replace(temp_path, target)
+        else:
+            _move_into_free_name(temp_path, target)
     finally:
         temp_path.unlink(missing_ok=True)
 
 
-def atomic_write_text(path: str | Path, text: str, overwrite: bool = False) -> None:
+def _move_into_free_name(temporary: Path, target: Path) -> None:
+    exists = UserError(f"{target} already exists (pass --overwrite to replace it)")
+    try:
+        os.link(temporary, target)
+    except FileExistsError:
+        raise exists from None
+    except OSError:  # a file system without hard links
+        if target.exists():
+            raise exists from None
+        os.replace(temporary, target)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, overwrite: bool = False) -> None:
     with atomic_path(path, overwrite=overwrite) as temporary:
-        temporary.write_text(text, encoding="utf-8")
+        temporary.write_bytes(data)
+
+
+def atomic_write_text(path: str | Path, text: str, overwrite: bool = False) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)

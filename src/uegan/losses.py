@@ -18,19 +18,30 @@ IDENTITY_SCALE_WEIGHTS: tuple[float, ...] = (1.0, 0.5, 0.25)
 CHARBONNIER_EPS = 1e-3
 FEATURE_NORM_EPS = 1e-5
 
+# Under bf16 / fp16 autocast the networks' outputs arrive in that precision; every loss is
+# computed in float32 (nothing changes in the published fp32 setting, nor in float64), so that a
+# loss of about 8 is not rounded to bf16's steps of 1/16.
+_HALF_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _fp32(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    return tuple(t.float() if t.dtype in _HALF_PRECISION else t for t in tensors)
+
 
 def rahinge_d_loss(real: Sequence[torch.Tensor], fake: Sequence[torch.Tensor]) -> torch.Tensor:
     """Relativistic average hinge loss for D, summed over the scales."""
-    total = real[0].new_zeros(())
+    total = _fp32(real[0])[0].new_zeros(())
     for r, f in zip(real, fake, strict=True):
+        r, f = _fp32(r, f)
         total = total + 0.5 * (F.relu(1 - (r - f.mean())).mean() + F.relu(1 + (f - r.mean())).mean())
     return total
 
 
 def rahinge_g_loss(real: Sequence[torch.Tensor], fake: Sequence[torch.Tensor]) -> torch.Tensor:
     """Relativistic average hinge loss for G (roles of real and fake swapped), summed over scales."""
-    total = real[0].new_zeros(())
+    total = _fp32(real[0])[0].new_zeros(())
     for r, f in zip(real, fake, strict=True):
+        r, f = _fp32(r, f)
         total = total + 0.5 * (F.relu(1 + (r - f.mean())).mean() + F.relu(1 - (f - r.mean())).mean())
     return total
 
@@ -49,6 +60,7 @@ def identity_loss(pred: torch.Tensor, target: torch.Tensor,
         base = charbonnier
     else:
         raise ValueError(f"unknown identity criterion {criterion!r}: use 'l1' or 'charbonnier'")
+    pred, target = _fp32(pred, target)
     total = pred.new_zeros(())
     for index, weight in enumerate(IDENTITY_SCALE_WEIGHTS):
         if index > 0:
@@ -71,8 +83,9 @@ class FidelityLoss(nn.Module):
         self.vgg = vgg
 
     def forward(self, x01: torch.Tensor, y01: torch.Tensor) -> torch.Tensor:
-        total = x01.new_zeros(())
+        total = _fp32(x01)[0].new_zeros(())
         for weight, fx, fy in zip(FIDELITY_WEIGHTS, self.vgg(x01), self.vgg(y01), strict=True):
+            fx, fy = _fp32(fx, fy)
             fx = F.instance_norm(fx, eps=FEATURE_NORM_EPS)
             fy = F.instance_norm(fy, eps=FEATURE_NORM_EPS)
             total = total + weight * F.mse_loss(fx, fy)

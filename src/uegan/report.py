@@ -31,7 +31,7 @@ from typing import Any, Literal
 from PIL import Image, ImageDraw, ImageFont
 
 from uegan.errors import UserError
-from uegan.evaluation import write_bytes_atomic
+from uegan.fileio import atomic_write_bytes
 from uegan.imageio import find_images, images_by_stem, is_image_path
 
 log = logging.getLogger(__name__)
@@ -402,7 +402,7 @@ def build_report(config: ReportConfig) -> ReportResult:
     out = config.out_dir
 
     def emit(name: str, data: bytes) -> None:
-        write_bytes_atomic(out / name, data, overwrite=config.overwrite)
+        atomic_write_bytes(out / name, data, overwrite=config.overwrite)
         written.append(out / name)
 
     md = ["# UEGAN study report", ""]

@@ -19,7 +19,7 @@ EXIT_INTERRUPTED = 130
 # command-line flag -> configuration field (values left at None are not overrides)
 FLAG_FIELDS = ("variant", "low", "high", "val_low", "val_label", "out", "epochs", "steps",
                "save_every", "device", "seed", "precision", "vgg_weights", "batch_size",
-               "num_workers", "nima_weights", "keep_last")
+               "num_workers", "nima_weights", "keep_last", "fast_step", "compile")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,6 +63,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run_group.add_argument("--nima-weights", metavar="PATH",
                            help="NIMA weights (pretrain-model.pth): also measure NIMA when validating")
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    speed = parser.add_argument_group(
+        "speed-ups", "the same updates as the published step up to floating-point rounding "
+        "(uegan.acceleration; figures in benchmarks/RESULTS.md)")
+    speed.add_argument("--fast-step", action="store_true", default=None,
+                       help="D frozen during the G step, fused Adam, conv-first upsampling in G, "
+                            "output-scaled spectral norm in D")
+    speed.add_argument("--compile", action="store_true", default=None,
+                       help="torch.compile G, D and VGG19 (needs a C++ compiler on CPU; the first "
+                            "run compiles for minutes, later runs reuse the cache in "
+                            "$UEGAN_COMPILE_CACHE, default <tmp>/uegan-torch-compile-<user>)")
     parser.set_defaults(func=run)
 
 

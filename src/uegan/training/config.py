@@ -92,6 +92,11 @@ class TrainConfig:
     tensorboard: bool = True          # TensorBoard logs when the tensorboard package is installed
     deterministic: bool = False       # deterministic kernels (slower on GPUs)
 
+    # speed-ups (uegan.acceleration): the same updates up to floating-point rounding
+    fast_step: bool = False           # D frozen in the G step, fused Adam, conv-first upsampling
+                                      # in G, output-scaled spectral norm in D
+    compile: bool = False             # torch.compile of G, D and VGG19 (cached on disk)
+
     def validate(self) -> "TrainConfig":
         """Check every value; a UserError naming the field and the fix otherwise."""
         get_variant(self.variant)

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from uegan import __version__
+from uegan.acceleration import TrainingAcceleration, accelerate_training, run_eagerly
 from uegan.checkpoints import TRAIN_FORMAT, save_generator
 from uegan.errors import UserError
 from uegan.fileio import atomic_path, atomic_write_text
@@ -203,8 +204,11 @@ class Trainer:
             self.fidelity: torch.nn.Module = NoFidelity()
         else:
             self.fidelity = FidelityLoss(vgg if vgg is not None else self._build_vgg()).to(self.device)
+        self.acceleration = self._acceleration()
+        accelerate_training(self.generator, self.discriminator, self.fidelity, self.acceleration)
         self.opt_g, self.opt_d = make_optimizers(self.generator, self.discriminator, OptimizerSettings(
-            config.g_lr, config.d_lr, config.beta1, config.beta2, config.weight_decay))
+            config.g_lr, config.d_lr, config.beta1, config.beta2, config.weight_decay),
+            **self.acceleration.optimizer_kwargs())
         self.weights = LossWeights(config.adv_weight, config.fidelity_weight, config.identity_weight)
         dtype = PRECISION_DTYPES[config.precision]
         scaler = torch.amp.GradScaler(self.device.type) if config.precision == "fp16" else None
@@ -265,6 +269,12 @@ class Trainer:
         if config.val_low is not None:
             pairs = scan_validation(config.val_low, config.val_label, config.skip_bad_images)
         return low, high, pairs
+
+    def _acceleration(self) -> TrainingAcceleration:
+        config = self.config
+        if config.fast_step:
+            return TrainingAcceleration.fast(compile=config.compile, precision=config.precision)
+        return TrainingAcceleration(compile=config.compile, precision=config.precision)
 
     def _build_vgg(self) -> VGG19Features:
         from uegan.weights import build_vgg19
@@ -474,6 +484,11 @@ class Trainer:
 
     @torch.inference_mode()
     def _run_validation(self, epoch_label: int) -> dict[str, Any]:
+        # photos of every size: a compiled G would compile again for each new shape
+        with run_eagerly(self.acceleration.compile):
+            return self._validate(epoch_label)
+
+    def _validate(self, epoch_label: int) -> dict[str, Any]:
         from uegan.inference import Enhancer
 
         # native resolution: padded to multiples of 16, run, cropped; rounded as published
@@ -638,7 +653,8 @@ class Trainer:
                 losses = train_step(self.ddp_generator, self.ddp_discriminator, self.fidelity,
                                     self.pool, self.opt_g, self.opt_d, low, high,
                                     self.variant.identity_criterion, self.weights,
-                                    config.adversarial_input, self.precision)
+                                    config.adversarial_input, self.precision,
+                                    **self.acceleration.step_kwargs())
                 self.step += 1
                 self.step_in_epoch += 1
                 self.positions[LOW] += per_step
