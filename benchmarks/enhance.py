@@ -13,6 +13,8 @@ Each variant is a ``+``-joined list of options of ``uegan.acceleration.Inference
     skip_gam         the published GAM without its inert global branch
     bf16, fp16       autocast precision
     max_autotune     compile mode "max-autotune"
+    dynamic          with compile: the shape-generic graph of ``uegan enhance --fast`` (the
+                     warm-up calls a second size first, which makes torch switch to it)
     fast             InferenceAcceleration.fast(): compile + cfu + skip_gam
 
 The generator has random weights (PyTorch's default initialisation: activations of a realistic
@@ -74,6 +76,7 @@ class EnhanceWorker:
                                             align_corners=False)
         self.x = ((x + 0.05 * torch.randn_like(x)).clamp(0, 1) * 2 - 1).to(self.device)
         self.reference = reference
+        self.dynamic = options.compile and options.dynamic is None
         self.sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
         return {"threads": torch.get_num_threads(), "options": repr(options)}
 
@@ -83,6 +86,13 @@ class EnhanceWorker:
 
     def warmup(self, count: int) -> dict[str, Any]:
         first = h.timed(self._call, self.sync)
+        if self.dynamic:
+            # a second size makes torch.compile switch to its shape-generic graph, the one a
+            # folder of photos of different sizes runs on (uegan enhance --fast)
+            size = self.x.shape[-1] + 16
+            with self.torch.inference_mode():
+                first += h.timed(lambda: self.model(self.x.new_zeros(*self.x.shape[:2], size, size)),
+                                 self.sync)
         rest = [h.timed(self._call, self.sync) for _ in range(max(0, count - 1))]
         error = None
         if self.reference is not None:

@@ -44,12 +44,15 @@ def test_two_processes_train_identical_replicas_and_resume(tmp_path):
               "--set", "keep_last=10"]
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     dump = tmp_path / "dump"
-    # run 0: 4 steps with validation; run 1: 2 steps; run 2: run 1 resumed to 4 steps
+    # run 0: 4 steps with validation; run 1: 2 steps; run 2: run 1 resumed to 4 steps;
+    # run 3: 2 steps with --fast-step (D frozen in the G step: D runs outside DDP there)
     result = _torchrun(dump, *common, "--steps", "4", "--out", str(straight),
                        "--val-low", str(tmp_path / "vl"), "--val-label", str(tmp_path / "vb"),
                        "--set", "val_start_epoch=1", "--set", "val_every=1",
                        "--then", *common, "--steps", "2", "--out", str(stopped),
-                       "--then", *common, "--steps", "4", "--out", str(stopped), "--resume")
+                       "--then", *common, "--steps", "4", "--out", str(stopped), "--resume",
+                       "--then", *common, "--steps", "2", "--out", str(tmp_path / "fast"),
+                       "--fast-step")
 
     # every parameter and buffer (spectral-norm u, v included) is the same on both ranks
     rank0, rank1 = _rank_states(dump, 0)
@@ -72,3 +75,8 @@ def test_two_processes_train_identical_replicas_and_resume(tmp_path):
     resumed0, resumed1 = _rank_states(dump, 2)
     assert tensors_equal(resumed0, rank0) == []
     assert tensors_equal(resumed1, rank1) == []
+
+    # --fast-step under DDP: the replicas stay identical too
+    fast0, fast1 = _rank_states(dump, 3)
+    assert tensors_equal(fast0, fast1) == []
+    assert newest_checkpoint(tmp_path / "fast").name == "step_00000002.pt"

@@ -33,9 +33,14 @@ option                   what it does
 ``threads``              ``torch.set_num_threads``.
 =======================  =========================================================================
 
-For the trainer::
+Measured on this project's 2-core CPU (benchmarks/RESULTS.md, "Performance"): a training step
+1.16x faster with :meth:`TrainingAcceleration.fast` (compile made it slower there), 1.60x with
+bf16 as well; a 512 x 512 enhancement 1.77x faster with :meth:`InferenceAcceleration.fast`
+(compile included), 3.67x with bf16 as well.
 
-    options = TrainingAcceleration(compile=True, freeze_d_in_g_step=True, fused_adam=True)
+For the trainer (``uegan train --fast-step [--compile]`` does this)::
+
+    options = TrainingAcceleration.fast()
     accelerate_training(generator, discriminator, fidelity, options)      # before DDP wrapping
     opt_g, opt_d = make_optimizers(generator, discriminator, settings, **options.optimizer_kwargs())
     train_step(..., **options.step_kwargs())
