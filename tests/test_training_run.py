@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -242,3 +243,45 @@ def test_cli_speed_flags_reach_the_configuration():
     config = config_from_args(build_parser().parse_args(["train", "--low", "a", "--high", "b",
                                                          "--out", "c"]))
     assert not config.fast_step and not config.compile
+
+
+@pytest.mark.compile
+@pytest.mark.skipif(os.environ.get("UEGAN_SLOW_TESTS") != "1",
+                    reason="compiles G, D and the feature net, forward and backward (minutes on "
+                           "a cold cache): set UEGAN_SLOW_TESTS=1")
+def test_compiled_trainer_runs_validation_uncompiled_and_matches_eager(tmp_path, monkeypatch):
+    # validation photos (112 x 100, padded to 112 x 112) differ from the 96 x 96 training crops:
+    # under run_eagerly they compile nothing; the compiled run follows the eager one
+    from torch._dynamo.utils import counters
+
+    make_pairs(tmp_path / "val_low", tmp_path / "val_label", 2, seed=4)
+    config = tiny_config(tmp_path, out="eager", steps=4, save_every=2, fast_step=True,
+                         val_low=str(tmp_path / "val_low"), val_label=str(tmp_path / "val_label"),
+                         val_start_epoch=1, val_every=1)
+    Trainer(config, vgg=TinyFeatures()).fit()
+
+    graphs_during_validation = []
+    validate = Trainer._validate
+
+    def counting_validate(self, epoch_label):
+        before = counters["stats"]["unique_graphs"]
+        result = validate(self, epoch_label)
+        graphs_during_validation.append(counters["stats"]["unique_graphs"] - before)
+        return result
+
+    monkeypatch.setattr(Trainer, "_validate", counting_validate)
+    torch._dynamo.reset()
+    counters.clear()
+    Trainer(replace(config, out=str(tmp_path / "compiled"), compile=True), vgg=TinyFeatures()).fit()
+    compiled_graphs = counters["stats"]["unique_graphs"]
+    torch._dynamo.reset()
+
+    assert compiled_graphs > 0  # the step did run compiled
+    assert [r["step"] for r in _rows(tmp_path / "compiled", "val")] == [4]
+    assert graphs_during_validation == [0]
+    eager = load_checkpoint(tmp_path / "eager" / "checkpoints" / "step_00000004.pt")
+    got = load_checkpoint(tmp_path / "compiled" / "checkpoints" / "step_00000004.pt")
+    for net in ("G", "D"):
+        for key, value in eager[net].items():
+            if value.is_floating_point():
+                assert torch.allclose(got[net][key], value, rtol=1e-3, atol=1e-4), (net, key)
