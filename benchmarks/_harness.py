@@ -322,5 +322,29 @@ def timed_calls(fn: Callable[[], Any], synchronize: Callable[[], None], device: 
     return {"times": times, "cpu_times": cpu_times, "peak_bytes": peak, "max_rss": max_rss_bytes()}
 
 
+def repeat_times(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> list[float]:
+    """Wall seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones (in-process
+    micro-benchmarks; the variant comparisons use :func:`measure_variants`)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def import_torch(threads: int | None, title: str) -> Any:
+    """``torch`` with ``threads`` threads (when given), after a header line naming the machine."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    print(f"# {title}: {torch.get_num_threads()} threads, {describe_machine('cpu')}; "
+          f"load average {load_average()}")
+    return torch
+
+
 def fmt_mib(value: float | None) -> str:
     return "n/a" if value is None else f"{value / 2**20:.0f} MiB"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -38,13 +37,7 @@ def gemm_rate(torch, dtype, n: int, repeats: int) -> tuple[float, float]:
     """Median and best GFLOP/s of an n x n x n matrix product in ``dtype``."""
     a = torch.randn(n, n).to(dtype)
     b = torch.randn(n, n).to(dtype)
-    for _ in range(3):
-        a @ b
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
+    times = h.repeat_times(lambda: a @ b, repeats, warmup=3)
     flops = 2 * n ** 3
     return flops / statistics.median(times) / 1e9, flops / min(times) / 1e9
 
@@ -56,13 +49,7 @@ def conv_rate(torch, dtype, repeats: int) -> tuple[float, float]:
     w = torch.randn(256, 512, 3, 3).to(dtype)
     conv = torch.nn.functional.conv2d
     with torch.inference_mode():
-        for _ in range(3):
-            conv(x, w)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            conv(x, w)
-            times.append(time.perf_counter() - start)
+        times = h.repeat_times(lambda: conv(x, w), repeats, warmup=3)
     flops = 2 * 64 * 64 * 256 * 512 * 9
     return flops / statistics.median(times) / 1e9, flops / min(times) / 1e9
 
@@ -116,12 +103,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
 
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(f"# roofline: {torch.get_num_threads()} threads, {h.describe_machine('cpu')}; "
-          f"load average {h.load_average()}")
+    torch = h.import_torch(args.threads, "roofline")
     rates = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         gemm = gemm_rate(torch, dtype, args.gemm_size, args.repeats)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,14 +36,7 @@ import _harness as h  # noqa: E402
 
 
 def median_time(fn: Callable[[], Any], repeats: int) -> float:
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(h.repeat_times(fn, repeats))
 
 
 def profile_ops(repeats: int) -> None:
@@ -185,12 +177,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
 
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(f"# {args.what}: {torch.get_num_threads()} threads, {h.describe_machine('cpu')}; "
-          f"load average {h.load_average()}")
+    h.import_torch(args.threads, args.what)
     {"ops": profile_ops, "batch": batch_scaling, "space-to-depth": space_to_depth}[args.what](
         3 if args.what == "ops" else args.repeats)
     print(f"# load average after: {h.load_average()}")
