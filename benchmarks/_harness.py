@@ -157,6 +157,33 @@ def measure_variants(script: str, args: argparse.Namespace, setup: dict[str, Any
     return Measurements(variants, first, warmup, times, cpu, memory, warm_first)
 
 
+def print_table(m: Measurements, unit: str, reference_s: float, reference: str,
+                per_call: int = 1, extra: dict[str, Callable[[str], str]] | None = None) -> None:
+    """The variants side by side, per ``unit`` (each call covers ``per_call`` units), then the
+    last line ``median_s=<seconds per unit>`` of the last variant. ``extra``: more columns,
+    heading -> the text for a variant."""
+    extra = extra or {}
+    times = {v: [t / per_call for t in m.times[v]] for v in m.variants}
+    base = summary(times[m.variants[0]])["median"]
+    width = max(len(v) for v in m.variants) + 2
+    print(f"# {'variant':<{width}} {'median s/' + unit:>14} {'q1-q3':>15} {'best':>7} "
+          f"{'cpu s/' + unit:>11} {'vs ' + m.variants[0]:>12} {'vs published':>12} "
+          f"{'first call s':>12} {'warm-cache 1st':>14} {'peak memory':>12}"
+          + "".join(f" {heading:>9}" for heading in extra))
+    for variant in m.variants:
+        stats = summary(times[variant])
+        cpu = summary(m.cpu[variant])["median"] / per_call
+        warm = f"{m.warm_first[variant]:.2f}" if variant in m.warm_first else "-"
+        print(f"  {variant:<{width}} {stats['median']:>14.4f} {stats['q1']:>7.3f}-{stats['q3']:<7.3f} "
+              f"{stats['min']:>7.3f} {cpu:>11.3f} {base / stats['median']:>11.2f}x "
+              f"{reference_s / stats['median']:>11.2f}x {m.first[variant]:>12.2f} {warm:>14} "
+              f"{fmt_mib(m.memory[variant]['peak_bytes']):>12}"
+              + "".join(f" {column(variant):>9}" for column in extra.values()))
+    print(f"# published reference: {reference_s} s/{unit} ({reference}); 'vs' columns are speed-ups "
+          f"(higher is faster); n = {len(m.times[m.variants[0]])} calls each")
+    print(f"median_s={summary(times[m.variants[-1]])['median']:.4f}")
+
+
 def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 

@@ -126,24 +126,13 @@ def main() -> None:
     m = h.measure_variants(__file__, args, dict(conv_dim=args.conv_dim, size=args.size, batch=args.batch),
                            args.runs, lambda v: parse_variant(v).compile,
                            lambda reply: f"max |out - eager| {reply['max_abs_diff']}")
-    per_image = {v: [t / args.batch for t in m.times[v]] for v in m.variants}
-    base = h.summary(per_image[m.variants[0]])["median"]
-    print(f"# {'variant':<32} {'median s/image':>14} {'q1-q3':>15} {'best':>7} {'cpu s/image':>11} "
-          f"{'vs ' + m.variants[0]:>12} {'vs published':>12} {'first call s':>12} {'warm-cache 1st':>14} "
-          f"{'max|diff|':>9} {'peak memory':>12}")
-    for variant in m.variants:
-        stats = h.summary(per_image[variant])
-        cpu_median = h.summary(m.cpu[variant])["median"] / args.batch
-        warm = f"{m.warm_first[variant]:.2f}" if variant in m.warm_first else "-"
+
+    def max_diff(variant: str) -> str:
         error = m.warmup[variant]["max_abs_diff"]
-        diff = "-" if error is None else f"{error:.1e}"
-        print(f"  {variant:<32} {stats['median']:>14.4f} {stats['q1']:>7.3f}-{stats['q3']:<7.3f} "
-              f"{stats['min']:>7.3f} {cpu_median:>11.3f} {base / stats['median']:>11.2f}x "
-              f"{args.reference_s / stats['median']:>11.2f}x {m.first[variant]:>12.2f} {warm:>14} "
-              f"{diff:>9} {h.fmt_mib(m.memory[variant]['peak_bytes']):>12}")
-    print(f"# published reference: {args.reference_s} s/image (issue 7; conv_dim 32, 512 x 512, "
-          f"generator alone); 'vs' columns are speed-ups; n = {args.rounds * args.runs} calls each")
-    print(f"median_s={h.summary(per_image[m.variants[-1]])['median']:.4f}")
+        return "-" if error is None else f"{error:.1e}"
+
+    h.print_table(m, "image", args.reference_s, "issue 7; conv_dim 32, 512 x 512, generator alone",
+                  per_call=args.batch, extra={"max|diff|": max_diff})
 
 
 if __name__ == "__main__":

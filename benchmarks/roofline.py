@@ -33,13 +33,16 @@ STEP_TARGET = 2.0
 IMAGE_TARGET = 2.5
 
 
+def gflops(times: list[float], flops: int) -> tuple[float, float]:
+    """(median, best) GFLOP/s of calls of ``flops`` operations that took ``times``."""
+    return flops / statistics.median(times) / 1e9, flops / min(times) / 1e9
+
+
 def gemm_rate(torch, dtype, n: int, repeats: int) -> tuple[float, float]:
     """Median and best GFLOP/s of an n x n x n matrix product in ``dtype``."""
     a = torch.randn(n, n).to(dtype)
     b = torch.randn(n, n).to(dtype)
-    times = h.repeat_times(lambda: a @ b, repeats, warmup=3)
-    flops = 2 * n ** 3
-    return flops / statistics.median(times) / 1e9, flops / min(times) / 1e9
+    return gflops(h.repeat_times(lambda: a @ b, repeats, warmup=3), 2 * n ** 3)
 
 
 def conv_rate(torch, dtype, repeats: int) -> tuple[float, float]:
@@ -50,8 +53,7 @@ def conv_rate(torch, dtype, repeats: int) -> tuple[float, float]:
     conv = torch.nn.functional.conv2d
     with torch.inference_mode():
         times = h.repeat_times(lambda: conv(x, w), repeats, warmup=3)
-    flops = 2 * 64 * 64 * 256 * 512 * 9
-    return flops / statistics.median(times) / 1e9, flops / min(times) / 1e9
+    return gflops(times, 2 * 64 * 64 * 256 * 512 * 9)
 
 
 def step_flops(torch, conv_dim: int, size: int, batch: int) -> int:

@@ -142,21 +142,8 @@ def main() -> None:
     m = h.measure_variants(__file__, args, dict(conv_dim=args.conv_dim, size=args.size, batch=args.batch),
                            args.steps, lambda v: parse_variant(v).compile,
                            lambda reply: f"losses {reply['losses']}")
-    base = h.summary(m.times[m.variants[0]])["median"]
-    print(f"# {'variant':<36} {'median s/step':>13} {'q1-q3':>15} {'best':>7} {'cpu s/step':>10} "
-          f"{'vs ' + m.variants[0]:>12} {'vs published':>12} {'first step s':>12} "
-          f"{'warm-cache 1st':>14} {'peak memory':>12} {'max RSS':>9}")
-    for variant in m.variants:
-        stats = h.summary(m.times[variant])
-        warm = f"{m.warm_first[variant]:.2f}" if variant in m.warm_first else "-"
-        print(f"  {variant:<36} {stats['median']:>13.4f} {stats['q1']:>7.3f}-{stats['q3']:<7.3f} "
-              f"{stats['min']:>7.3f} {h.summary(m.cpu[variant])['median']:>10.3f} "
-              f"{base / stats['median']:>11.2f}x {args.reference_s / stats['median']:>11.2f}x "
-              f"{m.first[variant]:>12.2f} {warm:>14} {h.fmt_mib(m.memory[variant]['peak_bytes']):>12} "
-              f"{h.fmt_mib(m.memory[variant]['max_rss']):>9}")
-    print(f"# published reference: {args.reference_s} s/step (issue 7; conv_dim 32, 128 px, batch 2); "
-          f"'vs' columns are speed-ups (higher is faster); n = {args.rounds * args.steps} steps each")
-    print(f"median_s={h.summary(m.times[m.variants[-1]])['median']:.4f}")
+    h.print_table(m, "step", args.reference_s, "issue 7; conv_dim 32, 128 px, batch 2",
+                  extra={"max RSS": lambda variant: h.fmt_mib(m.memory[variant]["max_rss"])})
 
 
 if __name__ == "__main__":
