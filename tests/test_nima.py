@@ -13,6 +13,11 @@ from uegan import nima
 from uegan.errors import UserError
 
 
+# A bound of 1e-5 on each of the ten probabilities allows sum_i i * 1e-5 = 5.5e-4 on the mean
+# score; the published code's own thread-to-thread spread (3.5e-6 per bin) gives about 2e-5.
+SCORE_ATOL = 1e-4
+
+
 @pytest.fixture(scope="module")
 def golden() -> dict:
     return load_golden("nima_forward.pt")
@@ -43,10 +48,17 @@ def test_forward_reproduces_the_published_network(golden, state32):
     model.eval()
     with torch.no_grad():
         probs = model(golden["input"])
+    # The golden README's bound is on the distribution; the published code itself moves it by
+    # 3.5e-6 between one and two threads. (ReLU6 in the stem and the last 1x1 conv: 1.3e-3 off.)
     assert torch.allclose(probs, golden["probs"], rtol=0, atol=1e-5)
+    # The moments of the golden distribution are the golden scores...
+    ref_mean, ref_std = nima.distribution_moments(golden["probs"])
+    assert torch.allclose(ref_mean, golden["mean_score"], rtol=0, atol=1e-6)
+    assert torch.allclose(ref_std, golden["std_score"], rtol=0, atol=1e-6)
+    # ...and ours follow from a distribution within 1e-5 per bin: |d mean| <= sum_i i |d p_i|.
     mean, std = nima.distribution_moments(probs)
-    assert torch.allclose(mean, golden["mean_score"], rtol=0, atol=1e-5)
-    assert torch.allclose(std, golden["std_score"], rtol=0, atol=1e-5)
+    assert torch.allclose(mean, golden["mean_score"], rtol=0, atol=SCORE_ATOL)
+    assert torch.allclose(std, golden["std_score"], rtol=0, atol=SCORE_ATOL)
 
 
 def test_float16_state_loads_directly(golden):
@@ -64,8 +76,17 @@ def test_structure_follows_the_spec():
     head = list(model.head)
     assert [type(m) for m in head] == [nn.ReLU, nn.Dropout, nn.Linear, nn.Softmax]
     assert head[1].p == 0.75 and head[2].in_features == 1280 and head[2].out_features == 10
-    activations = {type(m) for m in features.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))}
-    assert activations == {nn.ReLU6}
+    # The published file: plain ReLU after the stem and after the last 1x1 conv to 1280,
+    # ReLU6 inside every inverted residual block (torchvision uses ReLU6 everywhere).
+    stem, last = features[0], features[-2]
+    assert isinstance(stem[0], nn.Conv2d) and stem[0].stride == (2, 2) and stem[0].padding == (1, 1)
+    assert type(stem[-1]) is nn.ReLU
+    assert isinstance(last[0], nn.Conv2d) and last[0].out_channels == 1280 and type(last[-1]) is nn.ReLU
+    blocks = [m for m in features if isinstance(m, nima.InvertedResidual)]
+    assert len(blocks) == 17
+    for block in blocks:
+        activations = {type(m) for m in block.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))}
+        assert activations == {nn.ReLU6}
 
 
 def test_distribution_moments_against_numpy():
@@ -156,8 +177,8 @@ def test_load_nima_from_file_reproduces_golden(golden, weights_file):
     assert not model.training
     scores = nima.NimaScorer(model).score_tensors(golden["input"])
     for score, mean, std in zip(scores, golden["mean_score"].tolist(), golden["std_score"].tolist()):
-        assert score.mean == pytest.approx(mean, abs=1e-5)
-        assert score.std == pytest.approx(std, abs=1e-5)
+        assert score.mean == pytest.approx(mean, abs=SCORE_ATOL)
+        assert score.std == pytest.approx(std, abs=SCORE_ATOL)
 
 
 def test_parallel_prefix_and_wrapped_state_are_accepted(tmp_path, state32, golden):

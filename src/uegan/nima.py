@@ -2,10 +2,14 @@
 
 The network is the one of the published weights (``metrics/NIMA/pretrain-model.pth`` of the UEGAN
 repository): the original MobileNetV2 layout of that era (every inverted residual block has its
-1x1 expansion convolution, even the first with expansion 1; ReLU6; input 224x224), whose
+1x1 expansion convolution, even the first with expansion 1; input 224x224), whose
 ``features`` stack ends in ``AvgPool2d(7)`` and is kept as ``base_model.0``, followed by
 ``head = ReLU, Dropout(0.75), Linear(1280, 10), Softmax``. The module and parameter names below
 reproduce that key layout exactly, so the published file loads without renaming.
+
+Activations follow the published file, not torchvision's MobileNetV2: the stem (3x3 convolution,
+stride 2) and the last 1x1 convolution to 1280 channels end in plain ReLU; only the inverted
+residual blocks use ReLU6.
 
 Preprocessing (the published test transform): RGB PIL image, resize (bilinear) so that the short
 side is 256 and the long side ``int(256 * long / short)``, centre crop 224 with offsets
@@ -57,11 +61,12 @@ FIRST_CHANNELS = 32
 LAST_CHANNELS = 1280
 
 
-def _conv_bn_relu6(inp: int, oup: int, kernel: int, stride: int) -> nn.Sequential:
+def _conv_bn_relu(inp: int, oup: int, kernel: int, stride: int) -> nn.Sequential:
+    """Convolution, BatchNorm, plain ReLU: the stem and the last 1x1 convolution of the published file."""
     return nn.Sequential(
         nn.Conv2d(inp, oup, kernel, stride, (kernel - 1) // 2, bias=False),
         nn.BatchNorm2d(oup),
-        nn.ReLU6(inplace=True),
+        nn.ReLU(inplace=True),
     )
 
 
@@ -93,13 +98,13 @@ class InvertedResidual(nn.Module):
 
 def mobilenet_v2_features(input_size: int = CROP) -> nn.Sequential:
     """The feature stack: stem conv, 17 inverted residual blocks, 1x1 conv to 1280, AvgPool2d(input/32)."""
-    layers: list[nn.Module] = [_conv_bn_relu6(3, FIRST_CHANNELS, 3, 2)]
+    layers: list[nn.Module] = [_conv_bn_relu(3, FIRST_CHANNELS, 3, 2)]
     channels = FIRST_CHANNELS
     for expand, out, repeats, first_stride in INVERTED_RESIDUAL_SETTINGS:
         for i in range(repeats):
             layers.append(InvertedResidual(channels, out, first_stride if i == 0 else 1, expand))
             channels = out
-    layers.append(_conv_bn_relu6(channels, LAST_CHANNELS, 1, 1))
+    layers.append(_conv_bn_relu(channels, LAST_CHANNELS, 1, 1))
     layers.append(nn.AvgPool2d(input_size // 32))
     return nn.Sequential(*layers)
 
