@@ -15,8 +15,7 @@ from uegan import demo  # noqa: E402
 from uegan.cli import main  # noqa: E402
 from uegan.errors import UserError  # noqa: E402
 
-# the demo's own default: 120 steps, about 80 s of CPU time on one idle core
-CI_STEPS = demo.DEFAULT_STEPS
+RECOMMENDED = "uegan-curve"
 
 
 def srgb_to_linear(v):
@@ -84,9 +83,37 @@ def test_output_folder_rules(tmp_path, monkeypatch):
     assert main(["demo", "--out", str(tmp_path / "uegan-demo"), "--steps", "1"]) == 2
 
 
-def test_demo_improves_held_out_psnr(tmp_path, capsys):
+def test_unknown_variant_is_one_line(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--steps", str(CI_STEPS), "--threads", "1"]) == 0
+    assert main(["demo", "--out", str(out), "--variant", "uegan-nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "uegan-nope" in err[0] and "uegan-curve" in err[0]
+    assert main(["demo", "--out", str(out), "--compare-with", "nope"]) == 2
+    assert not out.exists()  # nothing was built
+
+
+def test_settings_train_the_comparison_first():
+    settings = demo.DemoSettings()
+    assert settings.variant == RECOMMENDED
+    assert settings.models() == [("uegan", 120), (RECOMMENDED, demo.DEMO_STEPS[RECOMMENDED])]
+    assert demo.DemoSettings(compare_with=None, steps=7).models() == [(RECOMMENDED, 7)]
+    assert demo.DemoSettings(variant="uegan").models() == [("uegan", 120)]
+
+
+def _srgb_to_lab(rgb8: np.ndarray) -> np.ndarray:
+    from skimage.color import rgb2lab
+
+    return rgb2lab(rgb8)
+
+
+def test_demo_enhances_every_measure(tmp_path, capsys):
+    """The whole demo as shipped (seed 0): the recommended variant beats the inputs on PSNR,
+    SSIM and CIEDE2000; the page shows input | published | recommended | original."""
+    from skimage.color import deltaE_ciede2000
+    from skimage.metrics import structural_similarity
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--threads", "1"]) == 0
     printed = capsys.readouterr().out
     # no VGG19 ImageNet weights here (TORCH_HOME is an empty folder in tests): said clearly
     assert "RANDOM VGG19" in printed
@@ -94,18 +121,37 @@ def test_demo_improves_held_out_psnr(tmp_path, capsys):
     assert "RANDOM VGG19" in html
     results = json.loads((out / "results.json").read_text())
     rows = results["held_out"]
-    assert len(rows) == 6 and results["steps"] == CI_STEPS and results["vgg"] == "random"
+    assert len(rows) == 6 and results["vgg"] == "random"
+    assert [(m["variant"], m["steps"]) for m in results["models"]] == [
+        ("uegan", 120), (RECOMMENDED, demo.DEMO_STEPS[RECOMMENDED])]
     for row in rows:
-        for kind in ("input", "output", "original"):
-            image = out / "images" / f"{row['name']}-{kind}.png"
-            assert image.is_file() and f'src="images/{row["name"]}-{kind}.png"' in html
-    # the metrics in the table are those of the files written (uegan.metrics is tested elsewhere
-    # against scikit-image; here: PSNR written out)
+        sources = [f'src="images/{row["name"]}-{kind}.png"'
+                   for kind in ("input", "uegan", RECOMMENDED, "original")]
+        positions = [html.index(source) for source in sources]
+        assert positions == sorted(positions)  # input | published | recommended | original
+        for kind in ("input", "uegan", RECOMMENDED, "original"):
+            assert (out / "images" / f"{row['name']}-{kind}.png").is_file()
+    # the figures are those of the files written, recomputed here (scikit-image, numpy)
     first = rows[0]
-    output = np.asarray(Image.open(out / "images" / f"{first['name']}-output.png"), dtype=np.float64)[4:-4, 4:-4]
-    original = np.asarray(Image.open(out / "images" / f"{first['name']}-original.png"), dtype=np.float64)[4:-4, 4:-4]
-    assert first["output_psnr"] == pytest.approx(10 * np.log10(255 ** 2 / np.mean((output - original) ** 2)), abs=1e-9)
-    mean_input = np.mean([row["input_psnr"] for row in rows])
-    mean_output = np.mean([row["output_psnr"] for row in rows])
-    assert f"{mean_input:.2f}" in printed and f"{mean_output:.2f}" in printed
-    assert mean_output > mean_input + 0.25, (mean_input, mean_output)
+
+    def read(kind):
+        return np.asarray(Image.open(out / "images" / f"{first['name']}-{kind}.png"))
+
+    output, original = read(RECOMMENDED), read("original")
+    a, b = output[4:-4, 4:-4].astype(np.float64), original[4:-4, 4:-4].astype(np.float64)
+    scores = first["outputs"][RECOMMENDED]
+    assert scores["psnr"] == pytest.approx(10 * np.log10(255 ** 2 / np.mean((a - b) ** 2)), abs=1e-9)
+    assert scores["ssim"] == pytest.approx(
+        structural_similarity(a, b, channel_axis=-1, data_range=255), abs=1e-9)
+    assert scores["ciede2000"] == pytest.approx(
+        deltaE_ciede2000(_srgb_to_lab(output), _srgb_to_lab(original))[4:-4, 4:-4].mean(), abs=1e-9)
+    means = results["mean"]
+    for metric in ("psnr", "ssim", "ciede2000"):
+        values = [row["outputs"][RECOMMENDED][metric] for row in rows]
+        assert means[RECOMMENDED][metric] == pytest.approx(np.mean(values), abs=1e-12)
+    assert f"{means['input']['psnr']:.2f}" in printed and f"{means[RECOMMENDED]['psnr']:.2f}" in printed
+    ours, before = means[RECOMMENDED], means["input"]
+    assert ours["psnr"] > before["psnr"] + 0.25, (before, ours)
+    assert ours["ssim"] > before["ssim"], (before, ours)
+    assert ours["ciede2000"] < before["ciede2000"] - 0.5, (before, ours)
+    assert results["improves"][RECOMMENDED] == {"psnr": True, "ssim": True, "ciede2000": True}

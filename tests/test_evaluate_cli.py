@@ -16,6 +16,7 @@ from conftest import FIVEK_SAMPLE, GOLDEN, load_golden
 from uegan import nima
 
 skm = pytest.importorskip("skimage.metrics")
+skc = pytest.importorskip("skimage.color")
 
 VAL = FIVEK_SAMPLE / "val"
 
@@ -49,6 +50,15 @@ def rand_image(seed: int, height: int = 40, width: int = 48) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
+def sk_ciede2000(pred: np.ndarray, label: np.ndarray) -> float:
+    """scikit-image's CIEDE2000 map of the pair, averaged over the pixels left by the 4-pixel crop."""
+    return float(skc.deltaE_ciede2000(skc.rgb2lab(pred), skc.rgb2lab(label))[4:-4, 4:-4].mean())
+
+
+def read_rgb(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
 def test_fivek_sample_reproduces_the_golden_figures(tmp_path, capsys):
     golden = json.loads((GOLDEN / "fivek_sample_val_input_metrics.json").read_text())
     out_json, out_csv = tmp_path / "m.json", tmp_path / "m.csv"
@@ -57,23 +67,35 @@ def test_fivek_sample_reproduces_the_golden_figures(tmp_path, capsys):
     result = json.loads(out_json.read_text())
     rows = {row["image"]: row for row in result["per_image"]}
     assert len(rows) == len(golden["per_image"]) == result["summary"]["count"]
+    ref_ciede2000 = []
     for ref in golden["per_image"]:
         assert rows[ref["image"]]["psnr"] == pytest.approx(ref["psnr"], abs=1e-6)
         assert rows[ref["image"]]["ssim"] == pytest.approx(ref["ssim"], abs=1e-6)
+        ref_ciede2000.append(sk_ciede2000(read_rgb(VAL / "raw" / ref["image"]),
+                                          read_rgb(VAL / "label" / ref["image"])))
+        assert rows[ref["image"]]["ciede2000"] == pytest.approx(ref_ciede2000[-1], abs=1e-9)
     assert result["summary"]["psnr"] == pytest.approx(golden["mean_psnr"], abs=1e-6)
     assert result["summary"]["ssim"] == pytest.approx(golden["mean_ssim"], abs=1e-6)
+    mean_ciede2000 = sum(ref_ciede2000) / len(ref_ciede2000)
+    assert result["summary"]["ciede2000"] == pytest.approx(mean_ciede2000, abs=1e-9)
     assert "nima" not in result["summary"]  # no weights anywhere
     published = result["published_script_average"]
     assert published["psnr"] == pytest.approx(golden["published_script_average_psnr_sum_over_n_minus_1"], abs=1e-6)
     assert published["ssim"] == pytest.approx(golden["published_script_average_ssim_sum_over_n_minus_1"], abs=1e-6)
+    assert "ciede2000" not in published  # the published scripts never computed it
+    assert "lower is better" in result["protocol"]["ciede2000"]
     with out_csv.open(newline="") as stream:
         csv_rows = list(csv.DictReader(stream))
+    assert list(csv_rows[0]) == ["image", "psnr", "ssim", "ciede2000", "nima", "nima_std", "pred", "label"]
     assert [r["image"] for r in csv_rows] == [r["image"] for r in result["per_image"]]
     for row in csv_rows:
         assert float(row["psnr"]) == rows[row["image"]]["psnr"]
         assert float(row["ssim"]) == rows[row["image"]]["ssim"]
+        assert float(row["ciede2000"]) == rows[row["image"]]["ciede2000"]
+        assert row["nima"] == ""
     printed = capsys.readouterr().out
     assert f"{golden['mean_psnr']:.4f}" in printed
+    assert f"CIEDE2000  {mean_ciede2000:.4f}" in printed
 
 
 def test_pairing_by_stem_names_every_problem(tmp_path, capsys):
@@ -100,14 +122,17 @@ def test_pairing_by_stem_names_every_problem(tmp_path, capsys):
     problems = {p["file"].rsplit("/", 1)[-1] for p in result["problems"]}
     assert problems == {"c.png", "d_no_label.png", "e_no_output.png", "f.png"}
     # true means of scikit-image's figures on the cropped pairs
-    ref_psnr, ref_ssim = [], []
+    ref_psnr, ref_ssim, ref_ciede2000 = [], [], []
     for stem in ("a", "b"):
-        p = np.asarray(Image.open(next(pred.glob(f"{stem}.*"))).convert("RGB"))[4:-4, 4:-4]
-        t = np.asarray(Image.open(label / f"{stem}.png").convert("RGB"))[4:-4, 4:-4]
+        p_full, t_full = read_rgb(next(pred.glob(f"{stem}.*"))), read_rgb(label / f"{stem}.png")
+        p, t = p_full[4:-4, 4:-4], t_full[4:-4, 4:-4]
         ref_psnr.append(skm.peak_signal_noise_ratio(t, p, data_range=255))
         ref_ssim.append(skm.structural_similarity(p, t, channel_axis=-1, data_range=255))
+        ref_ciede2000.append(sk_ciede2000(p_full, t_full))
     assert result["summary"]["psnr"] == pytest.approx(sum(ref_psnr) / 2, abs=1e-9)
     assert result["summary"]["ssim"] == pytest.approx(sum(ref_ssim) / 2, abs=1e-9)
+    assert result["summary"]["ciede2000"] == pytest.approx(sum(ref_ciede2000) / 2, abs=1e-9)
+    assert [row["ciede2000"] for row in result["per_image"]] == pytest.approx(ref_ciede2000, abs=1e-9)
 
 
 def test_gaussian_protocol(tmp_path):
@@ -134,6 +159,7 @@ def test_identical_images_write_valid_json(tmp_path):
     assert uegan("evaluate", "--pred", pred, "--label", label, "--json", out_json) == 0
     result = json.loads(out_json.read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
     assert float(result["summary"]["psnr"]) == math.inf
+    assert result["summary"]["ciede2000"] == 0.0
 
 
 def test_existing_outputs_are_kept_without_overwrite(tmp_path, capsys):
@@ -174,7 +200,7 @@ def test_no_reference_with_weights_gives_nima_only(tmp_path, weights_file):
     for row in result["per_image"]:
         [score] = scorer.score_images([images[row["stem"]]])
         assert row["nima"] == pytest.approx(score.mean, abs=1e-9)
-        assert "psnr" not in row
+        assert "psnr" not in row and "ciede2000" not in row
     assert result["summary"]["nima"] == pytest.approx(sum(r["nima"] for r in result["per_image"]) / 2, abs=1e-12)
 
 
@@ -186,7 +212,7 @@ def test_nima_weights_from_the_environment_are_used_with_labels(tmp_path, weight
     out_json = tmp_path / "m.json"
     assert uegan("evaluate", "--pred", pred, "--label", label, "--json", out_json) == 0
     summary = json.loads(out_json.read_text())["summary"]
-    assert {"psnr", "ssim", "nima", "count"} <= set(summary)
+    assert {"psnr", "ssim", "ciede2000", "nima", "count"} <= set(summary)
     assert uegan("evaluate", "--pred", pred, "--label", label, "--json", out_json,
                  "--overwrite", "--no-nima") == 0
     assert "nima" not in json.loads(out_json.read_text())["summary"]

@@ -26,8 +26,11 @@ def uegan(*argv) -> int:
     return cli.main([str(a) for a in argv])
 
 
-def make_run(root, name, variant, seed, epochs, *, images_color=None, stems=(), rng=None):
-    """A run folder: config.json, metrics.jsonl with train and val rows, optional val_images."""
+def make_run(root, name, variant, seed, epochs, *, images_color=None, stems=(), rng=None, ciede2000=True):
+    """A run folder: config.json, metrics.jsonl with train and val rows, optional val_images.
+
+    ``ciede2000=False``: validation rows as runs from before CIEDE2000 was measured wrote them.
+    """
     rng = rng or random.Random(name)
     run = root / name
     run.mkdir(parents=True)
@@ -42,6 +45,8 @@ def make_run(root, name, variant, seed, epochs, *, images_color=None, stems=(), 
                          "g_fidelity_loss": rng.random(), "g_identity_loss": rng.random()})
         row = {"kind": "val", "step": step, "epoch": epoch, "psnr": rng.uniform(15, 25),
                "ssim": rng.uniform(0.7, 0.9), "nima": rng.uniform(4, 5.5)}
+        if ciede2000:
+            row["ciede2000"] = rng.uniform(5, 15)
         rows.append(row)
         val.append(row)
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -80,14 +85,21 @@ def test_table_holds_best_and_last_epoch_per_run(tmp_path):
         last = val[-1]
         assert row[0] == json.loads((run / "config.json").read_text())["variant"]
         assert row[3] == str(best["epoch"])
-        assert row[4:7] == [f"{best['psnr']:.2f}", f"{best['ssim']:.4f}", f"{best['nima']:.2f}"]
-        assert row[7] == str(last["epoch"])
-        assert row[8:11] == [f"{last['psnr']:.2f}", f"{last['ssim']:.4f}", f"{last['nima']:.2f}"]
+        assert row[4:8] == [f"{best['psnr']:.2f}", f"{best['ssim']:.4f}", f"{best['ciede2000']:.2f}",
+                            f"{best['nima']:.2f}"]
+        assert row[8] == str(last["epoch"])
+        assert row[9:13] == [f"{last['psnr']:.2f}", f"{last['ssim']:.4f}", f"{last['ciede2000']:.2f}",
+                             f"{last['nima']:.2f}"]
+    header = next(line for line in markdown.splitlines() if line.startswith("| variant | seed"))
+    assert [c.strip() for c in header.strip("|").split("|")][4:] == [
+        "PSNR", "SSIM", "CIEDE2000", "NIMA", "last epoch", "PSNR", "SSIM", "CIEDE2000", "NIMA"]
     # two seeds of uegan-charbonnier: mean and standard deviation of the last epochs
-    last_psnrs = [runs[1][1][-1]["psnr"], runs[2][1][-1]["psnr"]]
-    mean = sum(last_psnrs) / 2
-    sd = abs(last_psnrs[0] - last_psnrs[1]) / 2 ** 0.5
-    assert f"{mean:.2f} ± {sd:.2f}" in markdown
+    for key in ("psnr", "ciede2000"):
+        last_values = [runs[1][1][-1][key], runs[2][1][-1][key]]
+        mean = sum(last_values) / 2
+        sd = abs(last_values[0] - last_values[1]) / 2 ** 0.5
+        assert f"{mean:.2f} ± {sd:.2f}" in markdown
+    assert "| variant | runs | PSNR | SSIM | CIEDE2000 | NIMA |" in markdown
     assert "Curves skipped" in markdown and "Grid skipped" in markdown
 
 
@@ -97,6 +109,76 @@ def test_best_by_another_metric(tmp_path):
     report.build_report(report.ReportConfig((run,), out, plots=False, best_by="ssim"))
     [row] = table_rows((out / "report.md").read_text())
     assert row[3] == str(max(val, key=lambda r: r["ssim"])["epoch"])
+
+
+def test_best_by_ciede2000_is_the_lowest(tmp_path):
+    run, val = make_run(tmp_path, "r1", "uegan", 0, [1, 2, 3, 4, 5])
+    lowest = min(val, key=lambda r: r["ciede2000"])
+    assert lowest is not max(val, key=lambda r: r["ciede2000"])
+    out = tmp_path / "out"
+    assert uegan("report", run, "--out", out, "--no-plots", "--best-by", "ciede2000") == 0
+    markdown = (out / "report.md").read_text()
+    [row] = table_rows(markdown)
+    assert row[3] == str(lowest["epoch"])
+    assert row[6] == f"{lowest['ciede2000']:.2f}"
+    assert "the best epoch is the one with the lowest CIEDE2000" in markdown
+    assert "best epoch (by CIEDE2000)" in markdown
+
+
+def test_runs_without_ciede2000_show_a_dash(tmp_path):
+    """Run folders from before CIEDE2000 was measured sit in the same report."""
+    old1, old_val = make_run(tmp_path, "old1", "uegan", 0, [2, 4], ciede2000=False)
+    old2, _ = make_run(tmp_path, "old2", "uegan", 1, [2, 4], ciede2000=False)
+    new1, new_val = make_run(tmp_path, "new1", "uegan-charbonnier", 0, [2, 4])
+    new2, _ = make_run(tmp_path, "new2", "uegan-charbonnier", 1, [2, 4])
+    out = tmp_path / "out"
+    report.build_report(report.ReportConfig((old1, old2, new1, new2), out, plots=False))
+    markdown = (out / "report.md").read_text()
+    rows = table_rows(markdown)
+    assert rows[0][6] == rows[0][11] == "—"                       # best and last CIEDE2000
+    assert rows[0][4] == f"{max(old_val, key=lambda r: r['psnr'])['psnr']:.2f}"  # the rest as before
+    assert rows[2][11] == f"{new_val[-1]['ciede2000']:.2f}"
+    # mean ± std over seeds (the report's table and the study's): a dash for the old variant
+    seeds = [line for line in markdown.splitlines() if line.startswith("| uegan | 2 |")]
+    assert len(seeds) == 2 and all(line.split("|")[5].strip() == "—" for line in seeds)
+    assert "| uegan-charbonnier | CIEDE2000 |" not in markdown  # no baseline figures to compare with
+    # --best-by ciede2000 with old runs: their best epoch cannot be chosen by it
+    out2 = tmp_path / "out2"
+    report.build_report(report.ReportConfig((old1, new1), out2, plots=False, best_by="ciede2000"))
+    old_row, new_row = table_rows((out2 / "report.md").read_text())
+    assert old_row[3:8] == ["—"] * 5 and old_row[8] == "4"
+    assert new_row[3] == str(min(new_val, key=lambda r: r["ciede2000"])["epoch"])
+
+
+def test_validation_curves_include_ciede2000(tmp_path, monkeypatch):
+    titles = []
+
+    class Axes:
+        def set_title(self, title):
+            titles.append(title)
+
+        def plot(self, *args, **kwargs):
+            pass
+
+        set_xlabel = grid = legend = plot
+
+    class Figure:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def subplots(self, rows, columns, squeeze=False):
+            return [[Axes() for _ in range(columns)] for _ in range(rows)]
+
+        def savefig(self, buffer, **kwargs):
+            buffer.write(b"png")
+
+    class FigureModule:
+        pass
+
+    FigureModule.Figure = Figure
+    run, _ = make_run(tmp_path, "r1", "uegan", 0, [2, 4])
+    assert report.validation_figure(FigureModule, [report.load_run(run)]) == b"png"
+    assert titles == ["PSNR (dB)", "SSIM", "CIEDE2000 (lower is better)", "NIMA"]
 
 
 def test_plots_with_matplotlib(tmp_path):
@@ -194,4 +276,4 @@ def test_run_without_validation_rows(tmp_path):
     out = tmp_path / "out"
     report.build_report(report.ReportConfig((run,), out, plots=False))
     [row] = table_rows((out / "report.md").read_text())
-    assert row[3:] == ["—"] * 8
+    assert row[3:] == ["—"] * 10

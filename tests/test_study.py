@@ -15,10 +15,14 @@ from uegan.report import Run
 from uegan.study import compare_to_baseline, run_status, seed_comparison_lines, summarize_runs
 
 
-def _run(variant: str, seed: int, psnr: float, ssim: float) -> Run:
+def _run(variant: str, seed: int, psnr: float, ssim: float, ciede2000: float | None = None) -> Run:
+    """A run whose last validation has these figures (no ``ciede2000``: a run from before it was logged)."""
+    last = {"kind": "val", "epoch": 2, "step": 10, "psnr": psnr, "ssim": ssim}
+    if ciede2000 is not None:
+        last["ciede2000"] = ciede2000
     return Run(path=Path(f"/runs/{variant}/seed{seed}"), variant=variant, seed=seed, config={},
-               val=[{"kind": "val", "epoch": 1, "step": 5, "psnr": psnr - 5, "ssim": 0.1},
-                    {"kind": "val", "epoch": 2, "step": 10, "psnr": psnr, "ssim": ssim}])
+               val=[{"kind": "val", "epoch": 1, "step": 5, "psnr": psnr - 5, "ssim": 0.1, "ciede2000": 30.0},
+                    last])
 
 
 def test_mean_std_and_the_spread_rule():
@@ -41,6 +45,31 @@ def test_mean_std_and_the_spread_rule():
     assert "| a | 3 | 21.00 ± 1.00 | 0.8100 ± 0.0100 |" in lines
     assert "| b | PSNR | +1.00 |" in lines and "| c | PSNR | +4.50 |" in lines
     assert lines.count("**yes**") == 2  # c's PSNR; c's SSIM (+0.09 against a pooled 0.0071)
+    assert "CIEDE2000" not in lines  # runs from before it was logged: no column, no note
+
+
+def test_ciede2000_is_compared_with_lower_is_better():
+    runs = [_run("a", 0, 20.0, 0.80, 10.0), _run("a", 1, 21.0, 0.81, 11.0), _run("a", 2, 22.0, 0.82, 12.0),
+            _run("b", 0, 21.5, 0.80, 10.0), _run("b", 1, 22.0, 0.80, 10.5), _run("b", 2, 22.5, 0.80, 11.0),
+            _run("c", 0, 25.0, 0.90, 6.0), _run("c", 1, 25.5, 0.90, 6.5), _run("c", 2, 26.0, 0.90, 7.0),
+            _run("d", 0, 25.0, 0.90), _run("d", 1, 25.5, 0.90)]  # from before CIEDE2000 was logged
+    summaries = summarize_runs(runs)
+    assert summaries[0].values["ciede2000"] == [10.0, 11.0, 12.0]  # the last validation
+    assert summaries[0].std("ciede2000") == pytest.approx(1.0)
+    assert summaries[3].n("ciede2000") == 0
+    b, c = compare_to_baseline(summaries, "a", "ciede2000")  # d has no figures to compare
+    assert b.lower_is_better and c.lower_is_better
+    assert not compare_to_baseline(summaries, "a", "psnr")[0].lower_is_better
+    assert b.delta == pytest.approx(-0.5) and not b.exceeds  # 0.5 < 2 x sqrt((1 + 0.25) / 2)
+    assert c.delta == pytest.approx(-4.5) and c.exceeds
+    assert c.welch_t == pytest.approx(-4.5 / math.sqrt(1 / 3 + 0.25 / 3))
+    lines = "\n".join(seed_comparison_lines(runs))
+    assert "| variant | seeds | PSNR | SSIM | CIEDE2000 |" in lines
+    assert "| a | 3 | 21.00 ± 1.00 | 0.8100 ± 0.0100 | 11.00 ± 1.00 |" in lines
+    assert "| d | 2 | 25.25 ± 0.35 | 0.9000 ± 0.0000 | — |" in lines
+    assert "| b | CIEDE2000 | -0.50 |" in lines and "| c | CIEDE2000 | -4.50 |" in lines
+    assert "lower is better, so for it a negative Δ is the improvement" in lines
+    assert lines.count("**yes**") == 5  # c: PSNR, SSIM, CIEDE2000; d: PSNR, SSIM
 
 
 def test_single_runs_give_no_comparison():
@@ -84,6 +113,13 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, capsys):
     study = json.loads((root / "report" / "study.json").read_text())
     assert [r["status_before"] for r in study["runs"]] == ["new"] * 4
     assert all(isinstance(r["psnr"], float) and r["step"] == 2 for r in study["runs"])
+    assert all(isinstance(r["ciede2000"], float) and r["ciede2000"] > 0 for r in study["runs"])
+    for variant in study["summary"]:
+        values = variant["ciede2000"]["values"]
+        assert variant["ciede2000"]["mean"] == pytest.approx(sum(values) / len(values))
+    ciede = [c for c in study["comparisons"] if c["metric"] == "ciede2000"]
+    assert len(ciede) == 1 and ciede[0]["lower_is_better"] is True
+    assert "| CIEDE2000 |" in report
 
     # again: the report exists -> refused before any training; with --overwrite nothing retrains
     assert main(argv) == 2

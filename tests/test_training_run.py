@@ -38,6 +38,12 @@ def _psnr_8bit(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0 ** 2 / np.mean((a - b) ** 2)))
 
 
+def _sk_ciede2000(output: np.ndarray, label: np.ndarray) -> float:
+    """scikit-image's CIEDE2000 of the pair, averaged over the pixels left by the 4-pixel crop."""
+    skc = pytest.importorskip("skimage.color")
+    return float(skc.deltaE_ciede2000(skc.rgb2lab(output), skc.rgb2lab(label))[4:-4, 4:-4].mean())
+
+
 def test_run_directory(tmp_path, caplog):
     caplog.set_level("INFO", logger="uegan")
     make_pairs(tmp_path / "val_low", tmp_path / "val_label", 3, seed=4)  # 112 x 100: padded to 16
@@ -77,8 +83,10 @@ def test_run_directory(tmp_path, caplog):
         label = np.asarray(Image.open(tmp_path / "val_label" / f"{row['image']}.png"))
         assert output.shape == label.shape == (100, 112, 3)
         assert row["psnr"] == pytest.approx(_psnr_8bit(output, label), abs=1e-9)
+        assert row["ciede2000"] == pytest.approx(_sk_ciede2000(output, label), abs=1e-9)
     assert not (run / "val_images" / "epoch_0001" / "pair2.png").exists()  # val_save_images=2
-    assert val[0]["psnr"] == pytest.approx(np.mean([row["psnr"] for row in per_image]), abs=1e-9)
+    for key in ("psnr", "ssim", "ciede2000"):
+        assert val[0][key] == pytest.approx(np.mean([row[key] for row in per_image]), abs=1e-9)
 
     # exports: the final generator equals the final checkpoint's; the best one was written
     final = load_checkpoint(run / "checkpoints" / "step_00000004.pt")
@@ -98,6 +106,61 @@ def test_run_directory(tmp_path, caplog):
         assert not (run / "tensorboard").exists()
     else:
         assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+
+
+class _RecordingWriter:
+    """Stands in for TensorBoard's SummaryWriter: keeps the scalars."""
+
+    def __init__(self) -> None:
+        self.scalars: dict[str, list[tuple[int, float]]] = {}
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self.scalars.setdefault(tag, []).append((step, value))
+
+    def add_image(self, *args, **kwargs) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_validation_metrics_reach_metrics_jsonl_and_tensorboard(tmp_path, monkeypatch):
+    make_pairs(tmp_path / "val_low", tmp_path / "val_label", 2, seed=5)
+    writer = _RecordingWriter()
+    monkeypatch.setattr(Trainer, "_open_tensorboard", lambda self: writer)
+    config = tiny_config(tmp_path, steps=2, val_low=str(tmp_path / "val_low"),
+                         val_label=str(tmp_path / "val_label"), val_save_images=2, tensorboard=True)
+    Trainer(config, vgg=TinyFeatures()).fit()
+    run = tmp_path / "run"
+    [val] = _rows(run, "val")  # after the last step
+    assert {"psnr", "ssim", "ciede2000"} <= set(val)
+    for key in ("psnr", "ssim", "ciede2000"):
+        assert writer.scalars[f"val/{key}"] == [(2, val[key])]
+    outputs = [np.asarray(Image.open(run / "val_images" / "epoch_0001" / f"pair{i}.png")) for i in range(2)]
+    labels = [np.asarray(Image.open(tmp_path / "val_label" / f"pair{i}.png")) for i in range(2)]
+    assert val["ciede2000"] == pytest.approx(np.mean([_sk_ciede2000(o, t) for o, t in zip(outputs, labels)]),
+                                             abs=1e-9)
+
+
+def test_best_validation_is_chosen_by_psnr_not_by_ciede2000(tmp_path, monkeypatch):
+    make_pairs(tmp_path / "val_low", tmp_path / "val_label", 1, seed=6)
+    config = tiny_config(tmp_path, steps=2, val_low=str(tmp_path / "val_low"),
+                         val_label=str(tmp_path / "val_label"))
+    trainer = Trainer(config, vgg=TinyFeatures())
+    results = iter([{"psnr": 20.0, "ssim": 0.5, "ciede2000": 9.0},   # first: best so far
+                    {"psnr": 19.0, "ssim": 0.6, "ciede2000": 1.0},   # better colour, lower PSNR
+                    {"psnr": 21.0, "ssim": 0.4, "ciede2000": 12.0}])  # higher PSNR: the new best
+    monkeypatch.setattr(trainer, "_run_validation", lambda epoch_label: next(results))
+    bests = []
+    for step in (1, 2, 3):
+        trainer.step = step
+        trainer.validate()
+        bests.append((trainer.best["step"], trainer.best["psnr"]))
+    assert bests == [(1, 20.0), (1, 20.0), (3, 21.0)]
+    assert [s for s, _ in list_checkpoints(config.out, "best_step")] == [3]
 
 
 def test_learning_rate_schedule(tmp_path):

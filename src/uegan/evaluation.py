@@ -2,12 +2,14 @@
 
 Outputs are paired with labels by file stem (``a4970-DSC_0377.jpg`` with ``a4970-DSC_0377.png``).
 Every file that cannot be evaluated (no label, no output, different size, unreadable) is named in
-:attr:`EvaluationResult.problems`; the others are measured with PSNR and SSIM under the published
-protocol (:mod:`uegan.metrics`) and, when weights are at hand, NIMA (:mod:`uegan.nima`).
+:attr:`EvaluationResult.problems`; the others are measured with PSNR, SSIM and the CIEDE2000 colour
+difference under the published protocol (:mod:`uegan.metrics`) and, when weights are at hand, NIMA
+(:mod:`uegan.nima`).
 
 The summary holds true means. The published evaluation scripts divide the sum over N images by
 N - 1, which inflates every figure by N / (N - 1); that number is kept apart, clearly labelled,
-only to compare with figures computed that way.
+only to compare with figures computed that way (PSNR and SSIM: the scripts never computed
+CIEDE2000).
 """
 
 from __future__ import annotations
@@ -33,7 +35,11 @@ from uegan.imageio import find_images, images_by_stem, load_rgb8
 log = logging.getLogger(__name__)
 
 NimaMode = Literal["auto", "on", "off"]
-CSV_COLUMNS: tuple[str, ...] = ("image", "psnr", "ssim", "nima", "nima_std", "pred", "label")
+METRIC_KEYS: tuple[str, ...] = ("psnr", "ssim", "ciede2000", "nima", "nima_std")
+"""Per-image metrics in the JSON rows, the summary and the CSV, in this order."""
+PUBLISHED_SCRIPT_KEYS: tuple[str, ...] = ("psnr", "ssim")
+"""The metrics the published evaluation scripts averaged (sum / (N - 1))."""
+CSV_COLUMNS: tuple[str, ...] = ("image", *METRIC_KEYS, "pred", "label")
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ class ImageResult:
     label: Path | None = None
     psnr: float | None = None
     ssim: float | None = None
+    ciede2000: float | None = None  # mean CIEDE2000 colour difference (lower is better)
     nima: float | None = None
     nima_std: float | None = None
 
@@ -71,7 +78,7 @@ class ImageResult:
         row: dict[str, Any] = {"image": self.pred.name, "stem": self.stem, "pred": str(self.pred)}
         if self.label is not None:
             row["label"] = str(self.label)
-        for key in ("psnr", "ssim", "nima", "nima_std"):
+        for key in METRIC_KEYS:
             value = getattr(self, key)
             if value is not None:
                 row[key] = value
@@ -103,7 +110,7 @@ class EvaluationResult:
     def summary(self) -> dict[str, Any]:
         """True means over the evaluated images; ``count`` is how many."""
         summary: dict[str, Any] = {}
-        for key in ("psnr", "ssim", "nima", "nima_std"):
+        for key in METRIC_KEYS:
             values = self._values(key)
             if values:
                 summary[key] = metrics.true_mean(values)
@@ -114,7 +121,7 @@ class EvaluationResult:
         """The published scripts' figures (sum / (N - 1)), for comparison only; None when N < 2."""
         if len(self.results) < 2 or not self.has_labels:
             return None
-        return {key: metrics.published_script_average(self._values(key)) for key in ("psnr", "ssim")}
+        return {key: metrics.published_script_average(self._values(key)) for key in PUBLISHED_SCRIPT_KEYS}
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -123,6 +130,9 @@ class EvaluationResult:
             "protocol": {
                 "psnr_ssim": f"8-bit RGB, {metrics.BORDER}-pixel border crop, float64",
                 "ssim": self.ssim_protocol,
+                "ciede2000": "mean over the cropped pixels of the CIEDE2000 difference (kL=kC=kH=1) "
+                             "in CIE Lab (sRGB, D65, 2 degree observer, as skimage.color.rgb2lab); "
+                             "lower is better",
                 "mean": "true mean over the evaluated images (sum / N)",
             },
             "problems": [p.row() for p in self.problems],
@@ -274,6 +284,7 @@ def _evaluate_one(stem: str, pred_path: Path, label_path: Path | None, protocol:
         try:
             result.psnr = metrics.psnr(a, b)
             result.ssim = metrics.ssim(a, b, protocol=protocol)
+            result.ciede2000 = metrics.ciede2000(a, b)
         except ValueError as error:  # too small for the crop or the window
             raise _ImageProblem(pred_path, str(error)) from error
     if scorer is not None:
@@ -327,6 +338,8 @@ def format_summary(result: EvaluationResult) -> str:
         lines.append(f"PSNR  {summary['psnr']:.4f} dB")
     if "ssim" in summary:
         lines.append(f"SSIM  {summary['ssim']:.6f}")
+    if "ciede2000" in summary:
+        lines.append(f"CIEDE2000  {summary['ciede2000']:.4f} (colour difference to the label: lower is better)")
     if "nima" in summary:
         lines.append(f"NIMA  {summary['nima']:.4f} (std of the score distribution {summary['nima_std']:.4f})")
     published = result.published_script_average()

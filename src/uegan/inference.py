@@ -154,6 +154,8 @@ def _is_modulated(gam) -> bool:
 
 def tileable(generator: Generator) -> bool:
     """True when every skip GAM is of a kind :func:`tiled_forward` knows how to split."""
+    if not generator.config.local_residual:  # curve only: pointwise once the curves are known
+        return True
     return all(isinstance(gam, GlobalAttention) or _is_modulated(gam)
                for gam in (generator.ga1, generator.ga2, generator.ga3, generator.ga4))
 
@@ -220,6 +222,13 @@ def tiled_forward(generator: Generator, x: torch.Tensor, tile: int = DEFAULT_TIL
     g = generator
     _, _, height, width = x.shape
     rows, cols = _spans(height, tile), _spans(width, tile)
+    if not g.config.local_residual:  # curve only: the whole image's curves, applied tile by tile
+        logits = g.curve.logits(x)
+        out = torch.empty_like(x)
+        for y0, y1 in rows:
+            for x0, x1 in cols:
+                out[:, :, y0:y1, x0:x1] = g.curve.apply(x[:, :, y0:y1, x0:x1], logits)
+        return out
     gams = [g.ga1, g.ga2, g.ga3, g.ga4]
     if not tileable(g):
         raise NotImplementedError("tiled inference does not know this generator's attention")
@@ -249,6 +258,8 @@ def tiled_forward(generator: Generator, x: torch.Tensor, tile: int = DEFAULT_TIL
     moments = [s.mean_var() for s in stats]
     feature_moments = [s.mean_var(unbiased=True) if s.count else None for s in feature_stats]
     bottleneck = g.bottleneck(e5_whole)  # the real module on the whole (small) map
+    # curve variants: the tone curves come from the whole image's statistics, once
+    curve_logits = g.curve.logits(x) if getattr(g, "curve", None) is not None else None
 
     # pass 2: decoder over tiles, each with a halo that covers the receptive field
     out = torch.empty_like(x)
@@ -288,7 +299,8 @@ def tiled_forward(generator: Generator, x: torch.Tensor, tile: int = DEFAULT_TIL
                 start_prev = start
             product = previous * e1
             del previous, e1
-            result = torch.clamp(g.dec5(product) + crop, -1.0, 1.0)
+            base = crop if curve_logits is None else g.curve.apply(crop, curve_logits)
+            result = torch.clamp(g.dec5(product) + base, -1.0, 1.0)
             del product
             out[:, :, y0:y1, x0:x1] = result[:, :, y0 - ry0:y1 - ry0, x0 - rx0:x1 - rx0]
     return out

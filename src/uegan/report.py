@@ -5,11 +5,13 @@ A run folder (written by ``uegan train``) holds:
 - ``config.json``: the resolved training configuration, with at least ``variant`` and ``seed``;
 - ``metrics.jsonl``: one JSON object per line; ``{"kind": "train", "step", "epoch", "d_loss",
   "g_loss", "g_adv_loss", "g_fidelity_loss", "g_identity_loss", ...}`` and ``{"kind": "val",
-  "step", "epoch", "psnr", "ssim", "nima"?}``;
+  "step", "epoch", "psnr", "ssim", "ciede2000"?, "nima"?}`` (runs written before CIEDE2000 was
+  measured have no ``ciede2000``: the report shows "—" for it);
 - optionally ``val_images/epoch_XXXX/<stem>.png``: validation outputs of that epoch.
 
-:func:`build_report` writes ``report.md`` (variant | PSNR | SSIM | NIMA at the best and at the last
-validated epoch), ``validation_curves.png`` and ``loss_curves.png`` (with matplotlib, the
+:func:`build_report` writes ``report.md`` (variant | PSNR | SSIM | CIEDE2000 | NIMA at the best and
+at the last validated epoch; CIEDE2000 is a colour difference, lower is better, and the best epoch
+by it is the lowest), ``validation_curves.png`` and ``loss_curves.png`` (with matplotlib, the
 optional extra ``uegan[plot]``; without it they are skipped and the report says so) and
 ``grid.png`` (input | each run | label for a few validation images; needs the validation input
 and label folders).
@@ -36,14 +38,16 @@ from uegan.imageio import find_images, images_by_stem, is_image_path
 
 log = logging.getLogger(__name__)
 
-VAL_METRICS: tuple[str, ...] = ("psnr", "ssim", "nima")
+VAL_METRICS: tuple[str, ...] = ("psnr", "ssim", "ciede2000", "nima")
+LOWER_IS_BETTER: frozenset[str] = frozenset({"ciede2000"})
+"""Metrics where a smaller figure is the better one (the others: larger is better)."""
 LOSS_KEYS: tuple[str, ...] = ("d_loss", "g_loss", "g_adv_loss", "g_fidelity_loss", "g_identity_loss")
 REPORT_FILE = "report.md"
 VAL_CURVES_FILE = "validation_curves.png"
 LOSS_CURVES_FILE = "loss_curves.png"
 GRID_FILE = "grid.png"
 OUTPUT_FILES: tuple[str, ...] = (REPORT_FILE, VAL_CURVES_FILE, LOSS_CURVES_FILE, GRID_FILE)
-BestBy = Literal["psnr", "ssim", "nima"]
+BestBy = Literal["psnr", "ssim", "ciede2000", "nima"]
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,13 @@ class Run:
         return [rows[e] for e in sorted(rows)]
 
     def best(self, by: BestBy = "psnr") -> dict[str, Any] | None:
-        """The validation row with the highest ``by`` (the earliest epoch among equals)."""
+        """The validation row with the best ``by``: the highest, or the lowest for a metric of
+        :data:`LOWER_IS_BETTER` (the earliest epoch among equals)."""
         rows = [r for r in self.val_by_epoch() if _number(r.get(by)) is not None]
-        return max(rows, key=lambda r: r[by]) if rows else None  # max keeps the first maximum
+        if not rows:
+            return None
+        pick = min if by in LOWER_IS_BETTER else max  # both keep the first of equals
+        return pick(rows, key=lambda r: r[by])
 
     def last(self) -> dict[str, Any] | None:
         rows = self.val_by_epoch()
@@ -159,7 +167,12 @@ def _fmt(value: Any, digits: int) -> str:
     return "—" if number is None else f"{number:.{digits}f}"
 
 
-DIGITS = {"psnr": 2, "ssim": 4, "nima": 2}
+DIGITS = {"psnr": 2, "ssim": 4, "ciede2000": 2, "nima": 2}
+
+
+def _best_word(metric: str) -> str:
+    """"lowest" for a metric where lower is better, else "highest"."""
+    return "lowest" if metric in LOWER_IS_BETTER else "highest"
 
 
 def _metric_cells(row: dict[str, Any] | None) -> list[str]:
@@ -176,8 +189,8 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
 
 def results_table(runs: Sequence[Run], best_by: BestBy = "psnr") -> list[str]:
     """Markdown lines: one row per run, best and last validated epoch."""
-    header = ["variant", "seed", "run", f"best epoch (by {best_by.upper()})", "PSNR", "SSIM", "NIMA",
-              "last epoch", "PSNR", "SSIM", "NIMA"]
+    names = [key.upper() for key in VAL_METRICS]
+    header = ["variant", "seed", "run", f"best epoch (by {best_by.upper()})", *names, "last epoch", *names]
     rows = [[run.variant, "—" if run.seed is None else str(run.seed), f"`{run.path.name}`",
              *_metric_cells(run.best(best_by)), *_metric_cells(run.last())] for run in runs]
     return _md_table(header, rows)
@@ -202,7 +215,7 @@ def seed_summary_table(runs: Sequence[Run]) -> list[str]:
             else:
                 cells.append("—")
         rows.append(cells)
-    return _md_table(["variant", "runs", "PSNR", "SSIM", "NIMA"], rows) if rows else []
+    return _md_table(["variant", "runs", *(key.upper() for key in VAL_METRICS)], rows) if rows else []
 
 
 def published_table(variants: Sequence[str]) -> list[str]:
@@ -261,7 +274,8 @@ def validation_figure(figure_module: Any, runs: Sequence[Run]) -> bytes | None:
             if points:
                 ax.plot(*zip(*points), marker="o", markersize=3, label=run.label)
         ax.set_xlabel("epoch")
-        ax.set_title(key.upper() + (" (dB)" if key == "psnr" else ""))
+        ax.set_title(key.upper() + (" (dB)" if key == "psnr" else "")
+                     + (" (lower is better)" if key in LOWER_IS_BETTER else ""))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize="small")
     return _png(figure)
@@ -407,8 +421,10 @@ def build_report(config: ReportConfig) -> ReportResult:
 
     md = ["# UEGAN study report", ""]
     md += [f"Runs: {len(runs)}. Figures are true means over the validation images, as logged by "
-           "training; the best epoch is the one with the highest "
-           f"{config.best_by.upper()}.", ""]
+           f"training; the best epoch is the one with the {_best_word(config.best_by)} "
+           f"{config.best_by.upper()}. CIEDE2000 is the mean colour difference to the labels "
+           "(lower is better). A dash (—) marks a figure the run did not log (NIMA without its "
+           "weights, CIEDE2000 in runs from before it was measured).", ""]
     md += ["## Validation metrics", "", *results_table(runs, config.best_by), ""]
     if any(not run.val for run in runs):
         empty = ", ".join(f"`{run.path}`" for run in runs if not run.val)

@@ -14,7 +14,10 @@ deviation over seeds; a variant's difference to the baseline *exceeds the seed s
 ``|mean - mean_baseline| > 2 * pooled std``, the pooled std being ``sqrt((s_a^2 + s_b^2) / 2)``.
 With 3 seeds per variant this is about a Welch t of 2.4 or more (two-sided p of roughly 0.07);
 the table shows Welch's t as well. It is a screening rule, not a significance test, and with 3
-seeds the std itself is uncertain by about +-50 %.
+seeds the std itself is uncertain by about +-50 %. The rule looks at the size of the difference
+only; its direction depends on the metric: higher PSNR, SSIM and NIMA are better, lower CIEDE2000
+(colour difference to the labels) is better, so there a negative difference is the improvement.
+Runs written before CIEDE2000 was measured simply have no value for it.
 
 A study can be re-run with the same arguments: finished runs are kept, interrupted ones resumed.
 """
@@ -36,12 +39,13 @@ from typing import Any
 
 from uegan.errors import UserError
 from uegan.fileio import atomic_path, atomic_write_text
+from uegan.report import LOWER_IS_BETTER
 
 log = logging.getLogger(__name__)
 
 SPREAD_FACTOR = 2.0           # |delta mean| > SPREAD_FACTOR * pooled std: exceeds the seed spread
-METRICS = ("psnr", "ssim", "nima")
-DIGITS = {"psnr": 2, "ssim": 4, "nima": 2}
+METRICS = ("psnr", "ssim", "ciede2000", "nima")
+DIGITS = {"psnr": 2, "ssim": 4, "ciede2000": 2, "nima": 2}
 STUDY_FILE = "study.json"
 SEEDS_FIGURE = "seeds.png"
 # uegan train flags a study passes on (command-line name -> TrainConfig field)
@@ -79,6 +83,7 @@ class Comparison:
     pooled_std: float
     welch_t: float | None
     exceeds: bool
+    lower_is_better: bool = False   # for this metric a negative delta is the improvement
 
     @property
     def ratio(self) -> float | None:
@@ -132,7 +137,7 @@ def compare_to_baseline(summaries: Sequence[VariantSummary], baseline: str | Non
         standard_error = math.sqrt(s_a ** 2 / summary.n(metric) + s_b ** 2 / base.n(metric))
         welch = delta / standard_error if standard_error > 0 else None
         result.append(Comparison(summary.variant, base.variant, metric, delta, pooled, welch,
-                                 abs(delta) > SPREAD_FACTOR * pooled))
+                                 abs(delta) > SPREAD_FACTOR * pooled, metric in LOWER_IS_BETTER))
     return result
 
 
@@ -160,7 +165,10 @@ def seed_comparison_lines(runs: Sequence[Any], baseline: str | None = None) -> l
              f"Mean ± sample standard deviation over seeds. A difference to the baseline "
              f"(`{base}`) *exceeds the seed spread* when |Δ mean| > {SPREAD_FACTOR:g} × pooled "
              f"std, pooled std = sqrt((s₁² + s₂²) / 2); Welch's t is shown too (with 3 seeds "
-             f"each, the rule is about |t| > 2.4). A screening rule, not a significance test.", ""]
+             f"each, the rule is about |t| > 2.4). A screening rule, not a significance test."
+             + (" CIEDE2000 is the colour difference to the labels: lower is better, so for it a "
+                "negative Δ is the improvement (for the other metrics, a positive one)."
+                if "ciede2000" in metrics else ""), ""]
     header = ["variant", "seeds", *(m.upper() for m in metrics)]
     lines += _md_table(header, [[s.variant, str(len(s.seeds)), *(_mean_std(s, m) for m in metrics)]
                                 for s in summaries])

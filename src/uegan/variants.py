@@ -51,6 +51,10 @@ class Variant:
             parts.append(f"ga5 x {config.ga5_scale:g}")
         if config.se_after_ga5:
             parts.append("SE after ga5")
+        if config.curve_knots:
+            parts.append(f"global tone curves ({config.curve_knots} knots)")
+        if not config.local_residual:
+            parts.append("no U-Net")
         return ", ".join(parts) or "-"
 
 
@@ -80,9 +84,22 @@ VARIANTS: dict[str, Variant] = {
                 "Charbonnier identity loss; squeeze-and-excitation on the encoder output before "
                 "ga5, where the channel statistics are not normalised away",
                 generator_options={"se_before_ga5": True}),
+        Variant("uegan-charbonnier-curve", "charbonnier", False,
+                "Charbonnier identity loss; one tone curve per RGB channel, predicted from the "
+                "whole input's statistics and applied per pixel, under the U-Net's residual "
+                "(identity at the start: starts as the published generator)",
+                generator_options={"curve_knots": 16}),
+        Variant("uegan-curve", "charbonnier", False,
+                "the UEGAN objective (Charbonnier identity loss) training a global generator: one "
+                "tone curve per RGB channel predicted from the whole input's statistics, applied "
+                "per pixel; no U-Net, so no edit can follow texture",
+                generator_options={"curve_knots": 16, "local_residual": False}),
     )
 }
 DEFAULT_VARIANT = "uegan"
+# What the README recommends for training your own style, and what ``uegan demo`` trains beside
+# the published generator (the evidence: docs/enhancement-study/README.md).
+RECOMMENDED_VARIANT = "uegan-curve"
 
 
 def get_variant(name: str) -> Variant:

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from uegan.demo import DEFAULT_OUT, DEFAULT_STEPS, DemoSettings
+from uegan.demo import COMPARE_WITH, DEFAULT_OUT, DEMO_STEPS, DemoSettings
+from uegan.variants import RECOMMENDED_VARIANT
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,9 +26,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              f"when that one is not empty)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the demo's outputs in a non-empty --out folder")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                        help="training steps (many more overshoot with the demo's settings: see "
-                             "benchmarks/RESULTS.md)")
+    parser.add_argument("--variant", default=RECOMMENDED_VARIANT,
+                        help="the variant to train and show (`uegan variants` lists them)")
+    parser.add_argument("--compare-with", metavar="VARIANT", default=COMPARE_WITH,
+                        help="a second variant trained on the same data and shown beside it; "
+                             "'none' trains only --variant")
+    steps = ", ".join(f"{name} {count}" for name, count in DEMO_STEPS.items())
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"training steps of --variant (default: its measured best: {steps}; "
+                             f"120 for the others; the published generator overshoots when "
+                             f"trained much longer: see benchmarks/RESULTS.md)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of data and training")
     parser.add_argument("--vgg-weights", metavar="PATH", default=None,
                         help="VGG19 ImageNet weights for the fidelity loss (default: the torch hub "
@@ -38,28 +46,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uegan.demo import RANDOM_VGG_NOTE, default_out_dir, format_table, run_demo
+    from uegan.demo import METRICS, RANDOM_VGG_NOTE, default_out_dir, format_table, run_demo
     from uegan.errors import UserError
+    from uegan.variants import get_variant
 
-    if args.steps < 1:
+    if args.steps is not None and args.steps < 1:
         raise UserError(f"--steps must be at least 1 (got {args.steps})")
+    get_variant(args.variant)
+    compare_with = None if args.compare_with.lower() == "none" else args.compare_with
+    if compare_with is not None:
+        get_variant(compare_with)
     out = Path(args.out) if args.out else default_out_dir()
-    settings = DemoSettings(steps=args.steps, seed=args.seed,
-                            vgg_weights=args.vgg_weights, threads=args.threads,
+    settings = DemoSettings(variant=args.variant, compare_with=compare_with, steps=args.steps,
+                            seed=args.seed, vgg_weights=args.vgg_weights, threads=args.threads,
                             progress=sys.stderr.isatty() and not args.quiet)
     print(f"uegan demo: writing to {out}", flush=True)
     result = run_demo(out, settings, overwrite=args.overwrite)
     print()
     if result.vgg == "random":
         print(f"NOTE: {RANDOM_VGG_NOTE}")
-    print(f"trained {result.steps} steps in {result.train_seconds:.0f} s "
-          f"({result.threads} thread(s)); held-out photos against their originals:\n")
+    trained = "; ".join(f"{run.variant} {run.steps} steps in {run.train_seconds:.0f} s"
+                        for run in result.models)
+    print(f"trained {trained} ({result.threads} thread(s)); held-out photos against their "
+          f"originals (dE00: CIEDE2000 colour difference, lower is better):\n")
     print(format_table(result))
-    verdict = ("the enhanced photos are closer to the originals than the degraded inputs"
-               if result.improved else
-               "this run did not bring the photos closer to the originals (a short GAN run "
-               "varies: try another --seed)")
-    print(f"\n{verdict}; total {result.total_seconds:.0f} s")
-    print(f"before/after images: {out / 'images'}")
+    print()
+    for run in result.models:
+        improves = result.improves(run.variant)
+        better = [name for name in METRICS if improves[name]]
+        worse = [name for name in METRICS if not improves[name]]
+        verdict = ("closer to the originals than the inputs on every measure" if not worse else
+                   f"better than the inputs on {', '.join(better) or 'nothing'}, worse on "
+                   f"{', '.join(worse)}")
+        print(f"{run.variant}: {verdict}")
+    print(f"total {result.total_seconds:.0f} s")
+    print(f"images: {out / 'images'}")
     print(f"page: {(out / 'index.html').resolve().as_uri()}")
     return 0

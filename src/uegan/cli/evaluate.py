@@ -1,4 +1,4 @@
-"""``uegan evaluate``: PSNR / SSIM (published protocol) and NIMA of a folder of enhanced images."""
+"""``uegan evaluate``: PSNR / SSIM (published protocol), CIEDE2000 and NIMA of a folder of enhanced images."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ EPILOG = """\
 Outputs and labels are paired by file name without extension. PSNR and SSIM follow the
 published FiveK protocol (8-bit RGB, 4-pixel border crop, float64; SSIM 'published' = the
 scikit-image defaults, 'gaussian' = the 11x11 sigma-1.5 SSIM of Wang et al. / MATLAB).
-Means are true means; the published scripts divide by N-1 (their figure is also printed).
+CIEDE2000: mean colour difference to the label over the same cropped pixels, in CIE Lab
+(sRGB, D65; as scikit-image's rgb2lab and deltaE_ciede2000); lower is better.
+Means are true means; the published scripts divide by N-1 (their PSNR and SSIM are also printed).
 NIMA weights (metrics/NIMA/pretrain-model.pth of the UEGAN repository): --nima-weights, else
 $UEGAN_NIMA_WEIGHTS, else $TORCH_HOME/hub/checkpoints/uegan/nima-pretrain-model.pth.
 Exit status: 0 all evaluated, 1 some files not evaluated (each is named), 2 usage error."""
@@ -20,9 +22,9 @@ Exit status: 0 all evaluated, 1 some files not evaluated (each is named), 2 usag
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "evaluate", help="measure enhanced images (PSNR, SSIM, NIMA)",
-        description="Measure a folder of enhanced images against their labels (PSNR, SSIM) and, "
-                    "with the published weights, with NIMA. Without --label: NIMA only.",
+        "evaluate", help="measure enhanced images (PSNR, SSIM, CIEDE2000, NIMA)",
+        description="Measure a folder of enhanced images against their labels (PSNR, SSIM, "
+                    "CIEDE2000) and, with the published weights, with NIMA. Without --label: NIMA only.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pred", required=True, type=Path, metavar="DIR", help="folder of enhanced images")
     parser.add_argument("--label", type=Path, metavar="DIR", help="folder of reference images (same names)")

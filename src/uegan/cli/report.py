@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--grid-images", type=int, default=4, metavar="N",
                         help="validation images in the grid (default: 4)")
     parser.add_argument("--best-by", choices=report.VAL_METRICS, default="psnr",
-                        help="metric that picks the best epoch (default: psnr)")
+                        help="metric that picks the best epoch: its highest value, or its lowest "
+                             "for ciede2000 (default: psnr)")
     parser.add_argument("--no-plots", action="store_true", help="skip the curves even with matplotlib")
     parser.add_argument("--overwrite", action="store_true", help="replace existing report files")
     parser.set_defaults(func=run)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from uegan.models.attention import ModulatedGlobalAttention
+from uegan.models.curve import GlobalCurve
 from uegan.models.layers import ConvBlock, GlobalAttention, SqueezeExcitation, Upsample, reflect_conv
 
 DIVISOR = 16  # height and width must be multiples of 2**4 (four stride-2 encoder stages)
@@ -31,6 +32,11 @@ class GeneratorConfig:
         vector scales and shifts the normalised features: uegan.models.attention).
     se_before_ga5: squeeze-and-excitation on the encoder output ``enc5``, before ``ga5``.
     ga5_scale: a constant factor on ``ga5``'s output (0.5 is what the seed's SE block computes).
+    curve_knots: 0 (published) or the knots of a global tone curve per RGB channel, predicted
+        from the input's statistics (uegan.models.curve) and applied to the input before the
+        U-Net's residual is added: ``out = clamp(curve(x) + dec5(...), -1, 1)``.
+    local_residual: False builds no U-Net at all: the output is ``curve(x)``, a global edit
+        that cannot follow texture (needs ``curve_knots``).
     """
 
     conv_dim: int = 32
@@ -38,6 +44,8 @@ class GeneratorConfig:
     gam: str = "published"
     se_before_ga5: bool = False
     ga5_scale: float = 1.0
+    curve_knots: int = 0
+    local_residual: bool = True
 
     def __post_init__(self) -> None:
         # the global attention of the first stage has conv_dim / 8 hidden channels
@@ -47,6 +55,12 @@ class GeneratorConfig:
             raise ValueError(f"gam must be one of {', '.join(GAM_KINDS)}, got {self.gam!r}")
         if not (math.isfinite(self.ga5_scale) and self.ga5_scale > 0):
             raise ValueError(f"ga5_scale must be a positive number, got {self.ga5_scale}")
+        if self.curve_knots < 0 or self.curve_knots == 1:
+            raise ValueError(f"curve_knots must be 0 (no curve) or at least 2, got {self.curve_knots}")
+        if not self.local_residual and (not self.curve_knots or self.se_after_ga5 or self.se_before_ga5
+                                        or self.gam != "published" or self.ga5_scale != 1.0):
+            raise ValueError("local_residual=False is a curve-only generator: it needs curve_knots "
+                             "and takes no U-Net options (gam, SE, ga5_scale)")
 
     def to_dict(self) -> dict[str, int | bool | str | float]:
         """The fields as a dict; study fields only when they differ from the published model."""
@@ -74,6 +88,9 @@ class Generator(nn.Module):
     def __init__(self, config: GeneratorConfig = GeneratorConfig()):
         super().__init__()
         self.config = config
+        if not config.local_residual:  # the curve-only generator: no U-Net
+            self.curve = GlobalCurve(config.curve_knots)
+            return
         c = config.conv_dim
         self.enc1 = ConvBlock(3, c, 7)
         self.enc2 = ConvBlock(c, 2 * c, 3, stride=2)
@@ -99,6 +116,13 @@ class Generator(nn.Module):
         self.up4 = Upsample(2 * c, c)
         self.dec4 = ConvBlock(2 * c, c, 3)
         self.dec5 = OutputHead(c)
+        # built last, so that the published layers draw the same initial weights with or without it
+        self.curve = GlobalCurve(config.curve_knots) if config.curve_knots else None
+
+    def base(self, x: torch.Tensor) -> torch.Tensor:
+        """What the U-Net's residual is added to: the input, or (curve variants) the input
+        through its global tone curves."""
+        return self.curve(x) if self.curve is not None else x
 
     def bottleneck(self, e5: torch.Tensor) -> torch.Tensor:
         """ga5 on the deepest encoder features, then (SE variant) channel attention.
@@ -114,6 +138,8 @@ class Generator(nn.Module):
         return self.se(b) if self.se is not None else b
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.config.local_residual:
+            return self.curve(x)
         e1 = self.enc1(x)
         e2 = self.enc2(e1)
         e3 = self.enc3(e2)
@@ -127,4 +153,4 @@ class Generator(nn.Module):
         d4 = self.dec4(torch.cat([self.up4(d3), self.ga1(e1)], dim=1))
 
         residual = self.dec5(d4 * e1)
-        return torch.clamp(residual + x, -1.0, 1.0)
+        return torch.clamp(residual + self.base(x), -1.0, 1.0)

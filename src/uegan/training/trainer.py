@@ -41,7 +41,7 @@ from uegan.errors import UserError
 from uegan.fileio import atomic_path, atomic_write_text
 from uegan.imageio import load_rgb8
 from uegan.losses import FidelityLoss
-from uegan.metrics import psnr, ssim, true_mean
+from uegan.metrics import ciede2000, psnr, ssim, true_mean
 from uegan.models.discriminator import Discriminator, DiscriminatorConfig
 from uegan.models.generator import Generator
 from uegan.models.init import init_orthogonal
@@ -504,14 +504,15 @@ class Trainer:
         for index, pair in enumerate(self.validation_pairs):
             low, label = load_rgb8(pair.low), load_rgb8(pair.label)
             output = enhancer.enhance_array(low)
-            row = {"image": pair.stem, "psnr": psnr(output, label), "ssim": ssim(output, label)}
+            row = {"image": pair.stem, "psnr": psnr(output, label), "ssim": ssim(output, label),
+                   "ciede2000": ciede2000(output, label)}
             if scorer is not None:
                 row["nima"] = scorer.score_images([output])[0].mean
             per_image.append(row)
             if index < self.config.val_save_images:
                 outputs.append((pair.stem, low, output, label))
-        result: dict[str, Any] = {"psnr": true_mean([r["psnr"] for r in per_image]),
-                                  "ssim": true_mean([r["ssim"] for r in per_image])}
+        result: dict[str, Any] = {key: true_mean([r[key] for r in per_image])
+                                  for key in ("psnr", "ssim", "ciede2000")}
         if scorer is not None:
             result["nima"] = true_mean([r["nima"] for r in per_image])
         atomic_write_text(self.run_dir / "validation" / f"epoch_{epoch_label:04d}.json",
@@ -539,8 +540,8 @@ class Trainer:
         self._write_row({"kind": "val", "step": self.step, "epoch": epoch_label, **result,
                          "images": len(self.validation_pairs)})
         improved = not self.best or result["psnr"] > self.best["psnr"]
-        log.info("validation after epoch %d (step %d): PSNR %.3f dB, SSIM %.4f%s%s", epoch_label,
-                 self.step, result["psnr"], result["ssim"],
+        log.info("validation after epoch %d (step %d): PSNR %.3f dB, SSIM %.4f, CIEDE2000 %.3f%s%s",
+                 epoch_label, self.step, result["psnr"], result["ssim"], result["ciede2000"],
                  f", NIMA {result['nima']:.3f}" if "nima" in result else "",
                  " (best so far)" if improved else "")
         if improved:
