@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -216,3 +217,43 @@ def test_nima_weights_from_the_environment_are_used_with_labels(tmp_path, weight
     assert uegan("evaluate", "--pred", pred, "--label", label, "--json", out_json,
                  "--overwrite", "--no-nima") == 0
     assert "nima" not in json.loads(out_json.read_text())["summary"]
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["keep", "overwrite"])
+@pytest.mark.parametrize("spelling", ["plain", "dotdot", "symlink"])
+@pytest.mark.parametrize("folder", ["pred", "label"])
+@pytest.mark.parametrize("option", ["--json", "--csv"])
+def test_an_output_that_is_an_evaluated_image_is_refused(tmp_path, monkeypatch, capsys,
+                                                        option, folder, spelling, overwrite):
+    monkeypatch.chdir(tmp_path)
+    save(tmp_path / "pred" / "a.png", rand_image(20))
+    save(tmp_path / "label" / "a.png", rand_image(21))
+    target = tmp_path / folder / "a.png"
+    original = target.read_bytes()
+    if spelling == "plain":
+        output = target
+    elif spelling == "dotdot":
+        output = f"./{folder}/../{folder}/a.png"
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        output = tmp_path / "elsewhere" / "link.png"
+        output.symlink_to(target)
+    argv = ["evaluate", "--pred", "pred", "--label", "label", option, output, "--no-nima"]
+    code = uegan(*argv, *(["--overwrite"] if overwrite else []))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "one of the images being evaluated" in err and str(Path(output)) in err
+    assert target.read_bytes() == original
+    if spelling == "symlink":
+        assert output.is_symlink()
+    files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    expected = ["label", "label/a.png", "pred", "pred/a.png"]
+    if spelling == "symlink":
+        expected = ["elsewhere", "elsewhere/link.png"] + expected
+    assert files == expected  # nothing written, no temporary file left
+    if spelling == "plain":
+        # the check is about the images read, not their folders: a new file beside them is fine
+        beside = tmp_path / folder / "metrics.out"
+        assert uegan(*argv[:5], option, beside, "--no-nima") == 0
+        assert beside.read_text().startswith("{" if option == "--json" else "image,")
+

@@ -325,3 +325,101 @@ def test_prepare_fivek_in_parallel_gives_the_same_files(fake_fivek, tmp_path):
     fivek.prepare_fivek(inputs, expert, tmp_path / "parallel", workers=2)
     assert (json.loads((out / "manifest.json").read_text())["files"]
             == json.loads((tmp_path / "parallel" / "manifest.json").read_text())["files"])
+
+
+# ---------------------------------------------------------------------------------------------
+# earlier outputs are never removed because their source went away
+# ---------------------------------------------------------------------------------------------
+
+def prepare(capsys, inputs, expert, out, *extra) -> tuple[int, str]:
+    code = main(["--quiet", "prepare-fivek", "--inputs", str(inputs), "--expert-c", str(expert),
+                 "--out", str(out), "--workers", "1", "--allow-missing", *map(str, extra)])
+    return code, capsys.readouterr().out
+
+
+def outputs(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.png"))}
+
+
+def test_a_missing_source_keeps_its_earlier_outputs(fake_fivek, tmp_path, capsys):
+    inputs, expert, out = fake_fivek
+    # a test pair whose Expert C file is named differently from its input: the pair is named
+    # after the input, and keeps that name while the input is away
+    (expert / "a4511-pair.jpg").rename(expert / "a4511-retouched.jpg")
+    assert prepare(capsys, inputs, expert, out)[0] == 0
+    before = outputs(out)
+    assert {"train/low/a4500-low.png", "test/low/a4511-pair.png", "test/label/a4511-pair.png",
+            "val/low/a4511-pair.png", "val/label/a4511-pair.png"} <= set(before)
+    # a file moved away and one deleted (the drive holding it not mounted)
+    (tmp_path / "elsewhere").mkdir()
+    (inputs / "a4500-low.png").rename(tmp_path / "elsewhere" / "a4500-low.png")
+    (inputs / "a4511-pair.png").rename(tmp_path / "elsewhere" / "a4511-pair.png")
+    code, printed = prepare(capsys, inputs, expert, out)
+    assert code == 1
+    assert outputs(out) == before   # every earlier output is still there, unchanged
+    assert "removed" not in printed
+    kept = [line for line in printed.splitlines() if line.startswith("KEPT")]
+    assert len(kept) == 2
+    assert ("source a4500 is missing: a4500-low.png not found in --inputs" in kept[0]
+            and "kept the earlier train/low/a4500-low.png" in kept[0])
+    assert ("source a4511 is missing: a4511-pair.png not found in --inputs" in kept[1]
+            and "kept the earlier test/low/a4511-pair.png;" in kept[1])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["kept_without_source"]) == ["test/low/a4511-pair.png", "train/low/a4500-low.png"]
+    assert {"test/low/a4511-pair.png", "val/low/a4511-pair.png"} <= set(manifest["files"])
+    # the sources are back: nothing to redo, nothing replaced, nothing removed
+    (tmp_path / "elsewhere" / "a4500-low.png").rename(inputs / "a4500-low.png")
+    (tmp_path / "elsewhere" / "a4511-pair.png").rename(inputs / "a4511-pair.png")
+    code, printed = prepare(capsys, inputs, expert, out)
+    assert code == 0 and "up to date: nothing to do" in printed
+    assert outputs(out) == before
+    assert "kept_without_source" not in printed
+    assert json.loads((out / "manifest.json").read_text())["kept_without_source"] == {}
+
+
+def test_an_ambiguous_source_keeps_its_earlier_outputs(fake_fivek, capsys):
+    inputs, expert, out = fake_fivek
+    assert prepare(capsys, inputs, expert, out)[0] == 0
+    before = outputs(out)
+    # a second file with the same FiveK number appears (a copy in a subfolder, another export)
+    write_8bit(expert / "sub" / "a0002-copy.png", 600, 520, 12)
+    write_8bit(inputs / "a4501-pair-v2.jpg", 512, 700, 13)
+    code, printed = prepare(capsys, inputs, expert, out)
+    assert code == 1
+    assert outputs(out) == before
+    assert "removed" not in printed
+    kept = [line for line in printed.splitlines() if line.startswith("KEPT")]
+    assert len(kept) == 2
+    assert "source a0002 is ambiguous in --expert-c" in kept[0]
+    assert "a0002-second.png, sub/a0002-copy.png" in kept[0] and "train/high/a0002-second.png" in kept[0]
+    assert "source a4501 is ambiguous in --inputs" in kept[1]
+    assert "a4501-pair-v2.jpg, a4501-pair.png" in kept[1]
+    assert "kept the earlier test/low/a4501-pair.png;" in kept[1]
+    # once the user has chosen, everything is up to date again
+    (expert / "sub" / "a0002-copy.png").unlink()
+    (inputs / "a4501-pair-v2.jpg").unlink()
+    code, printed = prepare(capsys, inputs, expert, out)
+    assert code == 0 and "up to date: nothing to do" in printed
+    assert outputs(out) == before
+
+
+def test_outputs_that_left_the_split_are_removed_and_the_others_kept(fake_fivek, capsys):
+    inputs, expert, out = fake_fivek
+    assert prepare(capsys, inputs, expert, out)[0] == 0
+    before = outputs(out)
+    # in one run: a smaller validation subset (a4501, a4551, ...: a4511 leaves it), a renamed
+    # source (its output is replaced by one under the new name) and a missing one
+    (expert / "a0002-second.png").rename(expert / "a0002-renamed.png")
+    (inputs / "a4511-pair.png").unlink()
+    code, printed = prepare(capsys, inputs, expert, out, "--val-count", 10)
+    assert code == 1
+    after = outputs(out)
+    assert sorted(set(before) - set(after)) == [
+        "train/high/a0002-second.png", "val/label/a4511-pair.png", "val/low/a4511-pair.png"]
+    assert sorted(set(after) - set(before)) == ["train/high/a0002-renamed.png"]
+    assert after["train/high/a0002-renamed.png"] == before["train/high/a0002-second.png"]
+    assert "removed 3 earlier outputs no longer in the split" in printed
+    assert all(after[name] == before[name] for name in after if name in before)
+    kept = [line for line in printed.splitlines() if line.startswith("KEPT")]
+    assert len(kept) == 1 and "source a4511 is missing" in kept[0]
+    assert "kept the earlier test/low/a4511-pair.png;" in kept[0]

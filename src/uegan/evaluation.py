@@ -14,6 +14,7 @@ CIEDE2000).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -30,7 +31,7 @@ import torch
 from uegan import metrics
 from uegan.errors import UserError
 from uegan.fileio import atomic_write_text
-from uegan.imageio import find_images, images_by_stem, load_rgb8
+from uegan.imageio import find_images, images_by_stem, is_image_path, load_rgb8
 
 log = logging.getLogger(__name__)
 
@@ -304,13 +305,40 @@ def _progress(items: list, enabled: bool) -> Iterable:
     return tqdm(items, desc="evaluating", unit="image", leave=False)
 
 
-def check_writable(paths: Iterable[Path | None], overwrite: bool) -> None:
-    """Fail before any work when an output file exists (and ``overwrite`` is off) or two outputs coincide."""
+def evaluated_files(pred_dir: Path | None, label_dir: Path | None) -> list[Path]:
+    """The image files that :func:`evaluate` reads from these folders (a missing folder: none)."""
+    found: list[Path] = []
+    for folder in (pred_dir, label_dir):
+        if folder is not None and Path(folder).is_dir():
+            found += sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_image_path(p))
+    return found
+
+
+def check_writable(paths: Iterable[Path | None], overwrite: bool, inputs: Iterable[Path] = ()) -> None:
+    """Fail before any work when an output file is one of ``inputs`` (even with ``overwrite``:
+    paths are compared resolved, so ``..`` and symbolic links count, and existing files also by
+    device and inode), exists (and ``overwrite`` is off), or two outputs coincide."""
+    input_by_path = {Path(p).resolve(): Path(p) for p in inputs}
+    input_by_inode: dict[tuple[int, int], Path] | None = None
     seen: set[Path] = set()
     for path in paths:
         if path is None:
             continue
         resolved = Path(path).resolve()
+        same = input_by_path.get(resolved)
+        if same is None and resolved.is_file():
+            if input_by_inode is None:
+                input_by_inode = {}
+                for original in input_by_path.values():
+                    with contextlib.suppress(OSError):
+                        stat = original.stat()
+                        input_by_inode[(stat.st_dev, stat.st_ino)] = original
+            stat = resolved.stat()
+            same = input_by_inode.get((stat.st_dev, stat.st_ino))
+        if same is not None:
+            also = "" if str(same) == str(path) else f" ({same})"
+            raise UserError(f"{path} is one of the images being evaluated{also}: write the "
+                            f"results to another file")
         if resolved in seen:
             raise UserError(f"{path} is named twice as an output")
         seen.add(resolved)

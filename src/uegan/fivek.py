@@ -44,6 +44,14 @@ missing files and, for every output, its SHA-256 and its source's name, size, mo
 and SHA-256. A second run recomputes nothing whose output still has the recorded hash and whose
 source is unchanged, and rewrites nothing (the manifest included) when nothing changed. An
 output that exists but does not match the manifest is never replaced unless ``overwrite``.
+
+**Nothing is removed because a source went away.** An earlier output is removed only when the
+split no longer holds it: its FiveK id left the split (a smaller ``val_count``), or another output
+of the same folder and id replaced it in this run (its source was renamed). An earlier output whose
+source cannot be found (a drive not mounted, a file moved away) or is ambiguous (a second file
+with the same FiveK number) is kept with its manifest entry, and the source is reported
+(:class:`UnavailableSource`); the run is then not ``ok``. Test pairs keep their earlier name while
+their input is unavailable, so the label is not renamed.
 """
 
 from __future__ import annotations
@@ -350,7 +358,14 @@ class Task:
     crop: bool
 
 
-def _plan(inputs: FolderScan, expert: FolderScan) -> tuple[list[Task], dict[str, list[int]]]:
+def _plan(inputs: FolderScan, expert: FolderScan, earlier_test_names: dict[int, str] | None = None
+          ) -> tuple[list[Task], dict[str, list[int]]]:
+    """The outputs to compute, and the ids with no (unambiguous) source.
+
+    A test pair is named after its input; while the input is unavailable, after the name an
+    earlier run gave the pair (``earlier_test_names``), else after the Expert C file.
+    """
+    earlier_test_names = earlier_test_names or {}
     tasks: list[Task] = []
     missing: dict[str, list[int]] = {"inputs": [], "expert-c": []}
 
@@ -369,7 +384,7 @@ def _plan(inputs: FolderScan, expert: FolderScan) -> tuple[list[Task], dict[str,
         add(inputs, "inputs", number, "train/low", None, crop=False)
     for number in TEST_IDS:
         input_path = inputs.by_id.get(number)
-        name = input_path.stem if input_path is not None else None
+        name = input_path.stem if input_path is not None else earlier_test_names.get(number)
         if name is None and number in expert.by_id:
             name = expert.by_id[number].stem
         add(inputs, "inputs", number, "test/low", name, crop=True)
@@ -441,6 +456,53 @@ def _source_unchanged(task: Task, recorded: dict) -> tuple[bool, dict]:
     return False, recorded
 
 
+FOLDER_SOURCE = {"train/high": "expert-c", "train/low": "inputs", "test/low": "inputs",
+                 "test/label": "expert-c", "val/low": "inputs", "val/label": "expert-c"}
+SOURCE_OPTION = {"inputs": "--inputs", "expert-c": "--expert-c"}
+
+
+def _split_ids(folder: str, wanted_val: list[int]) -> Iterable[int]:
+    """The FiveK ids the split holds in an output folder (nothing for other folders)."""
+    return {"train/high": HIGH_IDS, "train/low": LOW_IDS, "test/low": TEST_IDS, "test/label": TEST_IDS,
+            "val/low": wanted_val, "val/label": wanted_val}.get(folder, ())
+
+
+def _folder_and_id(output: str) -> tuple[str, int | None]:
+    """``"train/low/a2251-x.png"`` -> ``("train/low", 2251)``."""
+    folder, _, name = output.rpartition("/")
+    return folder, fivek_id(Path(name))
+
+
+@dataclass(frozen=True)
+class UnavailableSource:
+    """A source of earlier outputs that this run could not use: missing, or ambiguous."""
+
+    number: int
+    source_set: str                  # "inputs" or "expert-c"
+    folder: Path                     # the folder searched (with its subfolders)
+    looked_for: str | None           # the file name the earlier run used, when recorded
+    candidates: tuple[str, ...]      # ambiguous: every file found for this id; missing: empty
+    kept: tuple[str, ...]            # the earlier outputs kept
+
+    @property
+    def ambiguous(self) -> bool:
+        return bool(self.candidates)
+
+    def describe(self) -> str:
+        """One line: the id, what was looked for, what was kept and what to do."""
+        where = f"{SOURCE_OPTION[self.source_set]} {self.folder}"
+        kept = ", ".join(self.kept)
+        if self.ambiguous:
+            used = f"; the earlier run used {self.looked_for}" if self.looked_for else ""
+            return (f"source {id_name(self.number)} is ambiguous in {where}: {len(self.candidates)} "
+                    f"files ({', '.join(self.candidates)}{used}); kept the earlier {kept}; "
+                    f"leave one file for {id_name(self.number)} and run again")
+        what = self.looked_for or f"a file named {id_name(self.number)}-*"
+        return (f"source {id_name(self.number)} is missing: {what} not found in {where} or its "
+                f"subfolders; kept the earlier {kept}; restore the file (or mount its drive) and "
+                f"run again, or delete the output to leave {id_name(self.number)} out")
+
+
 @dataclass
 class PrepareReport:
     """What a run of :func:`prepare_fivek` found and did."""
@@ -459,6 +521,12 @@ class PrepareReport:
     stale: list[str]                       # files in the output folders that are not in the split
     removed: list[str]                     # earlier outputs of ours no longer in the split
     manifest_changed: bool
+    unavailable: list[UnavailableSource] = field(default_factory=list)  # earlier outputs kept
+
+    @property
+    def kept(self) -> list[str]:
+        """Earlier outputs kept although their source is missing or ambiguous."""
+        return sorted(name for source in self.unavailable for name in source.kept)
 
     @property
     def complete(self) -> bool:
@@ -466,11 +534,24 @@ class PrepareReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.failed or self.conflicts or self.stale or self.duplicates_found)
+        return not (self.failed or self.conflicts or self.stale or self.duplicates_found
+                    or self.unavailable)
 
     @property
     def duplicates_found(self) -> bool:
         return any(self.duplicates.values())
+
+
+def _unavailable(scan: FolderScan, source_set: str, number: int, kept: list[str],
+                 earlier: dict) -> UnavailableSource:
+    """Why the earlier outputs ``kept`` of this id have no source in this run."""
+    looked_for = None
+    for name in kept:
+        recorded = earlier.get(name, {})
+        recorded = earlier.get(recorded.get("copy_of", ""), recorded)  # a validation copy
+        looked_for = looked_for or recorded.get("source", {}).get("name")
+    candidates = tuple(sorted(str(p.relative_to(scan.root)) for p in scan.duplicates.get(number, [])))
+    return UnavailableSource(number, source_set, scan.root, looked_for, candidates, tuple(kept))
 
 
 def prepare_fivek(inputs: str | Path, expert_c: str | Path, out: str | Path,
@@ -494,7 +575,6 @@ def prepare_fivek(inputs: str | Path, expert_c: str | Path, out: str | Path,
         pass
     wanted_val = val_ids(val_count)
     settings = _settings()
-    tasks, missing = _plan(input_scan, expert_scan)
 
     manifest_path = out_root / MANIFEST_NAME
     old_manifest: dict = {}
@@ -506,7 +586,38 @@ def prepare_fivek(inputs: str | Path, expert_c: str | Path, out: str | Path,
                             f"pass --overwrite to rebuild") from error
         if old_manifest.get("format") != MANIFEST_FORMAT:
             raise UserError(f"{manifest_path}: not a manifest of uegan prepare-fivek")
-    old_files: dict = old_manifest.get("files", {}) if old_manifest.get("settings") == settings else {}
+    same_settings = old_manifest.get("settings") == settings
+    earlier: dict = old_manifest.get("files", {})
+    old_files: dict = earlier if same_settings else {}
+    earlier_test_names = {}
+    for name in sorted(earlier):
+        folder, number = _folder_and_id(name)
+        if folder in ("test/low", "test/label") and number is not None:
+            earlier_test_names.setdefault(number, Path(name).stem)
+    tasks, missing = _plan(input_scan, expert_scan, earlier_test_names)
+    task_outputs = {task.output for task in tasks}
+    scans = {"inputs": input_scan, "expert-c": expert_scan}
+    kept: dict[tuple[str, int], list[str]] = {}   # (source set, id) -> earlier outputs kept
+
+    def keep_earlier(names: Iterable[str]) -> None:
+        """Keep the earlier outputs that the split still holds but this run does not produce.
+
+        Such an output is removed later only when another output of its folder and id is in
+        ``entries`` (its source was renamed); otherwise its source is missing or ambiguous, or
+        its replacement failed: the file stays, and so does its manifest entry.
+        """
+        produced = {_folder_and_id(name) for name in entries}
+        for name in names:
+            folder, number = _folder_and_id(name)
+            if (name in task_outputs or name in entries or name in failed or number is None
+                    or number not in _split_ids(folder, wanted_val)
+                    or (folder, number) in produced or not (out_root / name).is_file()):
+                continue
+            recorded = earlier[name]
+            # an entry from other settings keeps only its hash: never taken as up to date
+            entries[name] = recorded if same_settings else {k: v for k, v in recorded.items()
+                                                            if k != "source"}
+            kept.setdefault((FOLDER_SOURCE[folder], number), []).append(name)
 
     entries: dict[str, dict] = {}
     up_to_date: list[str] = []
@@ -552,11 +663,13 @@ def prepare_fivek(inputs: str | Path, expert_c: str | Path, out: str | Path,
         for task in todo:
             record(task, _run_task(task, out_root, overwrite))
 
-    # validation: copies of test pairs
-    test_by_id = {}
-    for task in tasks:
-        if task.output.startswith("test/"):
-            test_by_id.setdefault(fivek_id(Path(task.output)), []).append(task.output)
+    keep_earlier(name for name in sorted(earlier) if not name.startswith("val/"))
+
+    # validation: copies of test pairs (of earlier test outputs kept above, too)
+    test_by_id: dict[int | None, list[str]] = {}
+    for output in sorted(task_outputs | set(entries)):
+        if output.startswith("test/") and output not in test_by_id.get(fivek_id(Path(output)), []):
+            test_by_id.setdefault(fivek_id(Path(output)), []).append(output)
     for number in wanted_val:
         for test_output in test_by_id.get(number, []):
             val_output = "val/" + ("low/" if test_output.startswith("test/low/") else "label/") \
@@ -579,14 +692,25 @@ def prepare_fivek(inputs: str | Path, expert_c: str | Path, out: str | Path,
             entries[val_output] = entry
             written.append(val_output)
 
+    keep_earlier(name for name in sorted(earlier) if name.startswith("val/"))
+    # kept while the source is missing or ambiguous (a source that is there but whose new
+    # output failed or conflicts is reported as such)
+    unavailable = [_unavailable(scans[source_set], source_set, number, sorted(names), earlier)
+                   for (source_set, number), names in sorted(kept.items(), key=lambda item: item[0][::-1])
+                   if number not in scans[source_set].by_id]   # in the order of the ids
+    for source in unavailable:
+        log.warning("%s", source.describe())
+
     expected = {"train/high": len(HIGH_IDS), "train/low": len(LOW_IDS), "test/low": len(TEST_IDS),
                 "test/label": len(TEST_IDS), "val/low": len(wanted_val), "val/label": len(wanted_val)}
     counts = {folder: sum(1 for name in entries if name.startswith(folder + "/")) for folder in expected}
-    planned = {task.output for task in tasks} | set(entries) | set(failed)
+    planned = task_outputs | set(entries) | set(failed)
     removed: list[str] = []
-    for name, recorded in sorted(old_manifest.get("files", {}).items()):
+    for name, recorded in sorted(earlier.items()):
         # our own earlier outputs that are no longer part of the split (say, a smaller
-        # --val-count): removed, but only while they still hold what we wrote
+        # --val-count, or replaced by the output of a renamed source; never those whose source
+        # is missing or ambiguous: keep_earlier put them in entries): removed, but only while
+        # they still hold what we wrote
         target = out_root / name
         if name not in planned and target.is_file() and sha256_file(target) == recorded.get("sha256"):
             target.unlink()
@@ -612,7 +736,7 @@ def prepare_fivek(inputs: str | Path, expert_c: str | Path, out: str | Path,
                     "expert-c": {id_name(k): [p.name for p in v] for k, v in expert_scan.duplicates.items()}},
         unused={"inputs": unused(input_scan, list(LOW_IDS) + list(TEST_IDS)),
                 "expert-c": unused(expert_scan, list(HIGH_IDS) + list(TEST_IDS))},
-        stale=stale, removed=removed, manifest_changed=False)
+        stale=stale, removed=removed, manifest_changed=False, unavailable=unavailable)
 
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -627,6 +751,8 @@ def prepare_fivek(inputs: str | Path, expert_c: str | Path, out: str | Path,
         "complete": report.complete,
         "missing": {k: [id_name(n) for n in v] for k, v in report.missing.items()},
         "failed": report.failed,
+        "kept_without_source": {name: source.describe() for source in unavailable
+                                for name in source.kept},
         "val_ids": [id_name(n) for n in wanted_val],
         "files": dict(sorted(entries.items())),
     }

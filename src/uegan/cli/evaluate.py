@@ -17,6 +17,7 @@ CIEDE2000: mean colour difference to the label over the same cropped pixels, in 
 Means are true means; the published scripts divide by N-1 (their PSNR and SSIM are also printed).
 NIMA weights (metrics/NIMA/pretrain-model.pth of the UEGAN repository): --nima-weights, else
 $UEGAN_NIMA_WEIGHTS, else $TORCH_HOME/hub/checkpoints/uegan/nima-pretrain-model.pth.
+--json / --csv may not name one of the images evaluated (even with --overwrite).
 Exit status: 0 all evaluated, 1 some files not evaluated (each is named), 2 usage error."""
 
 
@@ -42,7 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    evaluation.check_writable([args.json, args.csv], overwrite=args.overwrite)
+    # before any work: an output that is one of the images read (a prediction or a label) is
+    # refused, with --overwrite too (it would replace that image)
+    evaluation.check_writable([args.json, args.csv], overwrite=args.overwrite,
+                              inputs=evaluation.evaluated_files(args.pred, args.label))
     nima_mode: evaluation.NimaMode = "off" if args.no_nima else "on" if args.nima_weights else "auto"
     config = evaluation.EvaluationConfig(
         pred_dir=args.pred, label_dir=args.label, ssim_protocol=args.ssim, nima=nima_mode,

@@ -20,9 +20,11 @@ Output folders (8-bit sRGB PNG):
 
 Test images are resized to a short edge of 512 and centre-cropped to 512x512. 16-bit TIFFs
 in ProPhoto RGB (as FiveK distributes them) are converted to sRGB (Bradford D50->D65).
-Running the command again recomputes and rewrites nothing that is up to date.
-Exit status: 0 when the split is complete, 1 when files are missing (0 with --allow-missing)
-or some failed, 2 on a usage error."""
+Running the command again recomputes and rewrites nothing that is up to date. Earlier outputs
+are removed only when the split no longer holds them (a smaller --val-count, a renamed source);
+an earlier output whose source is missing or ambiguous is kept, and the source is named.
+Exit status: 0 when the split is complete, 1 when files are missing (0 with --allow-missing),
+some failed, or earlier outputs were kept without their source, 2 on a usage error."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -93,6 +95,11 @@ def print_report(report: PrepareReport, allow_missing: bool) -> None:
                   f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})")
         if report.unused[source_set]:
             print(f"not part of the split in {label} (as intended): {report.unused[source_set]} files")
+    for source in report.unavailable[:10]:
+        print(f"KEPT: {source.describe()}")
+    if len(report.unavailable) > 10:
+        print(f"... and {len(report.unavailable) - 10} more sources missing or ambiguous, their "
+              f"earlier outputs kept (see kept_without_source in {MANIFEST_NAME})")
     for output, reason in list(report.failed.items())[:10]:
         print(f"FAILED {output}: {reason}")
     if len(report.failed) > 10:
