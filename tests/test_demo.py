@@ -95,9 +95,13 @@ def test_unknown_variant_is_one_line(tmp_path, capsys):
 def test_settings_train_the_comparison_first():
     settings = demo.DemoSettings()
     assert settings.variant == RECOMMENDED
-    assert settings.models() == [("uegan", 120), (RECOMMENDED, demo.DEMO_STEPS[RECOMMENDED])]
-    assert demo.DemoSettings(compare_with=None, steps=7).models() == [(RECOMMENDED, 7)]
-    assert demo.DemoSettings(variant="uegan").models() == [("uegan", 120)]
+    steps, lr = demo.DEMO_SCHEDULE[RECOMMENDED]
+    assert settings.models() == [("uegan", 120, 1.0), (RECOMMENDED, steps, lr)]
+    assert demo.DemoSettings(compare_with=None, steps=7).models() == [(RECOMMENDED, 7, lr)]
+    assert demo.DemoSettings(variant="uegan", lr_scale=0.5).models() == [("uegan", 120, 0.5)]
+    # a variant without a measured schedule: 120 steps at the published rates
+    assert demo.DemoSettings(variant="uegan-charbonnier-se", compare_with=None).models() == [
+        ("uegan-charbonnier-se", 120, 1.0)]
 
 
 def _srgb_to_lab(rgb8: np.ndarray) -> np.ndarray:
@@ -122,8 +126,8 @@ def test_demo_enhances_every_measure(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     rows = results["held_out"]
     assert len(rows) == 6 and results["vgg"] == "random"
-    assert [(m["variant"], m["steps"]) for m in results["models"]] == [
-        ("uegan", 120), (RECOMMENDED, demo.DEMO_STEPS[RECOMMENDED])]
+    assert [(m["variant"], m["steps"], m["lr_scale"]) for m in results["models"]] == [
+        ("uegan", 120, 1.0), (RECOMMENDED, *demo.DEMO_SCHEDULE[RECOMMENDED])]
     for row in rows:
         sources = [f'src="images/{row["name"]}-{kind}.png"'
                    for kind in ("input", "uegan", RECOMMENDED, "original")]
