@@ -57,7 +57,7 @@ def main() -> None:
     summary = []
     for path in args.generators:
         enhancer = Enhancer.load(path, "cpu")
-        label = f"{path.parent.name}/{path.name}"[-34:]
+        label = str(path.parent)[-34:]
         shares, slopes = [], []
         for stem, original in photos.items():
             reference = to_uint8(original)

@@ -111,14 +111,43 @@ def test_precision_helpers():
     assert channels_last_input(x, enabled=False) is x
 
 
-def test_bf16_inference_runs_and_returns_float32():
+class ConvOutputDtypes:
+    """Records the dtype of every Conv2d output computed while it is active (all modules)."""
+
+    def __enter__(self):
+        self.dtypes: list[torch.dtype] = []
+
+        def hook(module, _inputs, output):
+            if isinstance(module, torch.nn.Conv2d):
+                self.dtypes.append(output.dtype)
+
+        self._handle = torch.nn.modules.module.register_module_forward_hook(hook)
+        return self
+
+    def __exit__(self, *exc):
+        self._handle.remove()
+
+
+def test_bf16_inference_runs_in_bf16_within_3e3_and_returns_float32():
     ref, generator = _golden_generator()
     model = prepare_generator_for_inference(generator, InferenceAcceleration(precision="bf16"))
-    with torch.inference_mode():
+    with torch.inference_mode(), ConvOutputDtypes() as seen:
         out = model(ref["input"])
     assert out.dtype == torch.float32
-    # bf16 keeps 8 bits of mantissa: close, not within the fp32 tolerance
-    assert (out - ref["output"]).abs().max().item() <= 0.05
+    # every convolution of the forward ran in bfloat16
+    assert len(seen.dtypes) >= 20 and set(seen.dtypes) == {torch.bfloat16}
+    # README: outputs within 3e-3 of fp32 (images in [0, 1]: half the [-1, 1] difference);
+    # measured 8.3e-4. And not fp32 in disguise: fp32 is 1.2e-7 from the reference.
+    difference = ((out - ref["output"]) / 2).abs().max().item()
+    assert 1e-5 < difference <= 3e-3, difference
+
+
+def test_fp32_inference_stays_fp32():
+    ref, generator = _golden_generator()
+    model = prepare_generator_for_inference(generator, InferenceAcceleration(channels_last=True))
+    with torch.inference_mode(), ConvOutputDtypes() as seen:
+        model(ref["input"])
+    assert seen.dtypes and set(seen.dtypes) == {torch.float32}
 
 
 def test_output_scaled_spectral_norm_matches_published_discriminator():

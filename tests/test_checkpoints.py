@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pickle
-
 import pytest
 import torch
 
+from _malicious import FORMATS, write_malicious
 from conftest import GOLDEN, load_golden
 from uegan.checkpoints import (TRAIN_FORMAT, build_published, load_generator,
                                load_published_checkpoint, save_generator)
@@ -104,24 +103,57 @@ def test_training_checkpoint_format_is_read(tmp_path):
     assert loaded.source_format == "train" and loaded.variant == "uegan"
 
 
-class _Payload:
-    """Unpickling this would create a file: a checkpoint must never run code."""
+def _loaders():
+    """Every loader that reads a ``.pth``, with how the malicious file wraps its payload."""
+    from uegan import nima
+    from uegan.training.checkpoint import load_checkpoint
+    from uegan.weights import build_vgg19, load_vgg19_state
 
-    def __init__(self, marker):
-        self.marker = marker
+    return {
+        "generator": (load_generator, lambda p: {"G_net": p}),
+        "bare generator": (load_generator, lambda p: {"enc1.main.1.weight": p}),
+        "published checkpoint": (load_published_checkpoint, lambda p: {"G_net": p, "D_net": {}}),
+        "training checkpoint": (load_checkpoint, lambda p: {"format": TRAIN_FORMAT, "G": p}),
+        "nima": (nima.load_nima, lambda p: {"head.2.weight": p}),
+        "vgg19 state": (load_vgg19_state, lambda p: {"features.0.weight": p}),
+        "vgg19": (build_vgg19, lambda p: {"features.0.weight": p}),
+    }
 
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
 
-
-def test_checkpoint_loading_never_unpickles_arbitrary_objects(tmp_path):
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("loader", sorted(_loaders()))
+def test_no_loader_unpickles_arbitrary_objects(tmp_path, loader, fmt):
+    load, wrap = _loaders()[loader]
     marker = tmp_path / "pwned"
-    path = tmp_path / "evil.pth"
-    with open(path, "wb") as handle:
-        pickle.dump({"G_net": _Payload(marker)}, handle)
-    with pytest.raises(UserError, match="cannot read"):
-        load_generator(path)
+    path = write_malicious(tmp_path / "evil.pth", marker, wrap, fmt)
+    with pytest.raises(UserError, match="evil.pth"):
+        load(path)
     assert not marker.exists()
+
+
+def test_every_torch_load_in_the_package_is_weights_only():
+    """A loader added later is held to the rule too: every ``torch.load`` call in ``src/uegan``
+    passes ``weights_only=True`` (a literal), and nothing calls ``pickle.load(s)``."""
+    import ast
+    from pathlib import Path
+
+    import uegan
+
+    package = Path(uegan.__file__).parent
+    calls = []
+    for source in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                continue
+            owner = node.func.value
+            name = f"{owner.id}.{node.func.attr}" if isinstance(owner, ast.Name) else node.func.attr
+            assert name not in ("pickle.load", "pickle.loads"), f"{source}:{node.lineno}"
+            if name == "torch.load":
+                flags = [k.value for k in node.keywords if k.arg == "weights_only"]
+                assert flags and isinstance(flags[0], ast.Constant) and flags[0].value is True, \
+                    f"{source}:{node.lineno}: torch.load without weights_only=True"
+                calls.append(f"{source.name}:{node.lineno}")
+    assert len(calls) >= 3, calls  # checkpoints.py, nima.py, weights.py at least
 
 
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"\x89PNG\r\n\x1a\n0000"])

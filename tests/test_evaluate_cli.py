@@ -9,15 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import skimage.color as skc  # the test extra: missing, these tests fail, not skip
+import skimage.metrics as skm
 import torch
 from PIL import Image
 
 import uegan.cli as cli
 from conftest import FIVEK_SAMPLE, GOLDEN, load_golden
 from uegan import nima
-
-skm = pytest.importorskip("skimage.metrics")
-skc = pytest.importorskip("skimage.color")
 
 VAL = FIVEK_SAMPLE / "val"
 

@@ -100,6 +100,18 @@ def test_distribution_moments_against_numpy():
     assert np.allclose(got_std.numpy(), std, atol=1e-12)
 
 
+def spec_preprocess(image: Image.Image) -> np.ndarray:
+    """The spec's NIMA input, written out: short side to 256 (bilinear, long side truncated),
+    centre crop 224 with Python-rounded offsets, [0, 1], 3 x 224 x 224 float64."""
+    width, height = image.size
+    short, long = min(width, height), max(width, height)
+    new_long = int(256 * long / short)
+    new_w, new_h = (256, new_long) if width == short else (new_long, 256)
+    resized = np.asarray(image.resize((new_w, new_h), Image.BILINEAR), dtype=np.float64)
+    top, left = int(round((new_h - 224) / 2)), int(round((new_w - 224) / 2))
+    return resized[top:top + 224, left:left + 224].transpose(2, 0, 1) / 255.0
+
+
 @pytest.mark.parametrize("relative", [
     "val/raw/a4970-DSC_0377.png",  # 512x512: 256x256, offsets 16
     "train/exp/a2222-_DSC0106.png",  # 770x512: long side int(385.0), left offset round(80.5) = 80
@@ -110,13 +122,7 @@ def test_preprocessing_on_real_images_follows_the_spec_arithmetic(relative):
     path = FIVEK_SAMPLE / relative
     with Image.open(path) as opened:
         image = opened.convert("RGB")
-    width, height = image.size
-    short, long = min(width, height), max(width, height)
-    new_long = int(256 * long / short)
-    new_w, new_h = (256, new_long) if width == short else (new_long, 256)
-    resized = np.asarray(image.resize((new_w, new_h), Image.BILINEAR), dtype=np.float64)
-    top, left = int(round((new_h - 224) / 2)), int(round((new_w - 224) / 2))
-    expected = resized[top:top + 224, left:left + 224].transpose(2, 0, 1) / 255.0
+    expected = spec_preprocess(image)
 
     got = nima.preprocess(image)
     assert got.shape == (3, 224, 224) and got.dtype == torch.float32
@@ -200,8 +206,19 @@ def test_wrong_files_give_user_errors(tmp_path, state32):
         nima.load_nima(garbage)
 
 
-def test_scorer_on_a_real_image(weights_file):
-    scorer = nima.NimaScorer(nima.load_nima(weights_file))
+def test_scorer_on_a_real_image(weights_file, state32):
+    """Score and spread of a real photo: the spec's preprocessing and the moments of the
+    distribution written out here, the network held to the golden forward above."""
     with Image.open(FIVEK_SAMPLE / "val" / "label" / "a4980-20090328_at_06h47m42__MG_1211.png") as image:
-        [score] = scorer.score_images([image.convert("RGB")])
-    assert 1.0 <= score.mean <= 10.0 and 0.0 < score.std < 4.5
+        image = image.convert("RGB")
+    [score] = nima.NimaScorer(nima.load_nima(weights_file)).score_images([image])
+    model = nima.NIMA()
+    nima.load_nima_state(model, state32)
+    with torch.no_grad():
+        probs = model.eval()(torch.from_numpy(spec_preprocess(image))[None].float())[0]
+    probs = probs.double().numpy()
+    scores = np.arange(1, 11)
+    mean = float((probs * scores).sum())
+    std = float(np.sqrt((probs * (scores - mean) ** 2).sum()))
+    assert score.mean == pytest.approx(mean, abs=1e-6)
+    assert score.std == pytest.approx(std, abs=1e-6)

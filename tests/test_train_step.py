@@ -88,13 +88,41 @@ def test_image_pool_returns_its_input_until_full_then_mixes():
     pool = ImagePool(size=4, seed=0)
     first = torch.arange(4.0).view(4, 1, 1, 1)
     assert torch.equal(pool.query(first), first)
-    second = torch.arange(4.0, 104.0).view(100, 1, 1, 1)
+    count = 20000
+    second = torch.arange(4.0, 4.0 + count).view(count, 1, 1, 1)
     out = pool.query(second).flatten().tolist()
     swapped = [i for i, value in enumerate(out) if value != second[i].item()]
-    assert 30 <= len(swapped) <= 70  # p = 0.5 per image
+    # p = 0.5 per image (published: a stored image when uniform(0, 1) > 0.5): the count is
+    # binomial(20000, 0.5), mean 10000, standard deviation sqrt(20000 / 4) = 70.7; 5 standard
+    # deviations allow 354 (p = 0.3 would give about 6000, p = 0.45 about 9000)
+    assert abs(len(swapped) - count / 2) <= 5 * (count / 4) ** 0.5, len(swapped)
     for i in swapped:  # an image from the history: one seen before this one
         assert out[i] < second[i].item()
     assert len(set(out[i] for i in swapped)) == len(swapped)  # each stored image handed out once
+
+
+def test_image_pool_swaps_exactly_when_the_draw_exceeds_one_half():
+    """The decision itself, with the pool's draws scripted: uniform(0, 1) > 0.5 swaps."""
+    draws = [0.49, 0.51, 0.2, 0.9, 0.5, 0.75]
+
+    class Scripted:
+        def __init__(self):
+            self.uniforms = iter(draws)
+
+        def uniform(self, low, high):
+            assert (low, high) == (0, 1)
+            return next(self.uniforms)
+
+        def randint(self, low, high):
+            assert (low, high) == (0, 0)  # pool of one: the only stored image
+            return 0
+
+    pool = ImagePool(size=1, seed=0)
+    pool.query(torch.zeros(1, 1, 1, 1))  # fills the pool
+    pool.rng = Scripted()
+    out = pool.query(torch.arange(1.0, 7.0).view(6, 1, 1, 1)).flatten().tolist()
+    # swapped at 0.51 (hands out 0, keeps 2), 0.9 (hands out 2, keeps 4), 0.75 (hands out 4)
+    assert out == [1.0, 0.0, 3.0, 2.0, 5.0, 4.0]
 
 
 def test_image_pool_state_round_trip_replays_identically():

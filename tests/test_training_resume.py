@@ -66,6 +66,54 @@ def test_rng_states_round_trip(tmp_path):
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
 
 
+@pytest.mark.usefixtures("one_thread")
+def test_resume_restores_the_global_random_states(tmp_path, monkeypatch):
+    """A step that draws from Python's, numpy's and torch's global generators sees, after a
+    resume, the same numbers as in an uninterrupted run (the checkpoint's random states are
+    put back). The step itself is replaced: only its random draws matter here."""
+    import random
+
+    import numpy as np
+
+    from uegan.training import trainer as trainer_module
+    from uegan.training.step import StepLosses
+
+    draws = []
+
+    def drawing_step(*args, **kwargs):
+        draws.append((random.random(), float(np.random.rand()), float(torch.rand(1))))
+        zero = torch.zeros(())
+        return StepLosses(zero, zero, zero, zero, zero)
+
+    monkeypatch.setattr(trainer_module, "train_step", drawing_step)
+    config = tiny_config(tmp_path, out="straight", steps=4, save_every=2)
+    Trainer(config, vgg=TinyFeatures()).fit()
+    straight = list(draws)
+    assert len(straight) == 4 and len(set(straight)) == 4
+
+    draws.clear()
+    first = replace(config, out=str(tmp_path / "resumed"), steps=2)
+    Trainer(first, vgg=TinyFeatures()).fit()
+    Trainer(replace(first, steps=4, resume=True), vgg=TinyFeatures()).fit()
+    assert draws == straight
+
+
+def test_resume_never_unpickles_a_checkpoint(tmp_path):
+    from _malicious import write_malicious
+
+    from uegan.errors import UserError
+
+    config = tiny_config(tmp_path, resume=True)
+    folder = tmp_path / "run" / "checkpoints"
+    folder.mkdir(parents=True)
+    marker = tmp_path / "pwned"
+    write_malicious(folder / "step_00000002.pt", marker,
+                    lambda p: {"format": "uegan-train", "G": p})
+    with pytest.raises(UserError, match="step_00000002.pt"):
+        Trainer(config, vgg=TinyFeatures())
+    assert not marker.exists()
+
+
 def _wait_for(path, process, timeout=120.0):
     deadline = time.monotonic() + timeout
     while not path.exists():

@@ -10,12 +10,15 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import skimage.color as skc
+import skimage.metrics as skm
 import torch
 from _training_utils import one_thread  # noqa: F401  (a fixture)
 from _training_utils import TinyFeatures, make_images, make_pairs, tiny_config
 from conftest import load_golden
 from PIL import Image
 
+from uegan import nima as nima_module
 from uegan.checkpoints import load_generator
 from uegan.cli import main
 from uegan.errors import UserError
@@ -40,7 +43,6 @@ def _psnr_8bit(a: np.ndarray, b: np.ndarray) -> float:
 
 def _sk_ciede2000(output: np.ndarray, label: np.ndarray) -> float:
     """scikit-image's CIEDE2000 of the pair, averaged over the pixels left by the 4-pixel crop."""
-    skc = pytest.importorskip("skimage.color")
     return float(skc.deltaE_ciede2000(skc.rgb2lab(output), skc.rgb2lab(label))[4:-4, 4:-4].mean())
 
 
@@ -73,19 +75,26 @@ def test_run_directory(tmp_path, caplog):
         assert row["g_fidelity_loss"] >= 0 and row["epoch"] == 1
     val = _rows(run, "val")
     assert len(val) == 1 and val[0]["step"] == 4 and val[0]["epoch"] == 1
-    assert 1 <= val[0]["nima"] <= 10
 
-    # the validation figures, recomputed from the saved outputs and the labels
+    # the validation figures, recomputed from the saved outputs and the labels: PSNR and SSIM
+    # (scikit-image, published protocol: 4-pixel crop, 7x7 window, data range 255), CIEDE2000,
+    # and NIMA: the same weights on the saved output, score = sum_i i p_i over the 10 bins
     per_image = json.loads((run / "validation" / "epoch_0001.json").read_text())["images"]
     assert [row["image"] for row in per_image] == ["pair0", "pair1", "pair2"]
+    nima_model = nima_module.load_nima(nima)
     for row in per_image[:2]:
         output = np.asarray(Image.open(run / "val_images" / "epoch_0001" / f"{row['image']}.png"))
         label = np.asarray(Image.open(tmp_path / "val_label" / f"{row['image']}.png"))
         assert output.shape == label.shape == (100, 112, 3)
         assert row["psnr"] == pytest.approx(_psnr_8bit(output, label), abs=1e-9)
+        assert row["ssim"] == pytest.approx(skm.structural_similarity(
+            output[4:-4, 4:-4], label[4:-4, 4:-4], channel_axis=-1, data_range=255), abs=1e-9)
         assert row["ciede2000"] == pytest.approx(_sk_ciede2000(output, label), abs=1e-9)
+        with torch.no_grad():
+            probs = nima_model(nima_module.preprocess(output)[None])[0].double().numpy()
+        assert row["nima"] == pytest.approx(float((probs * np.arange(1, 11)).sum()), abs=1e-6)
     assert not (run / "val_images" / "epoch_0001" / "pair2.png").exists()  # val_save_images=2
-    for key in ("psnr", "ssim", "ciede2000"):
+    for key in ("psnr", "ssim", "ciede2000", "nima"):
         assert val[0][key] == pytest.approx(np.mean([row[key] for row in per_image]), abs=1e-9)
 
     # exports: the final generator equals the final checkpoint's; the best one was written
