@@ -1,6 +1,6 @@
 """Mutation check: plant known bugs one at a time and see whether the tests catch them.
 
-    python benchmarks/mutations.py                 # every row (about 6 minutes on 2 busy cores)
+    python benchmarks/mutations.py                 # every row (11 minutes on 2 busy CPU cores)
     python benchmarks/mutations.py --only halo     # rows whose name contains "halo"
     python benchmarks/mutations.py --list          # the rows, without running anything
 
@@ -186,7 +186,7 @@ def run_pytest(root: Path, args: tuple[str, ...]) -> Outcome:
     seconds = time.perf_counter() - started
     failed = []
     for line in result.stdout.splitlines():
-        match = re.match(r"(FAILED|ERROR) (\S+)", line)
+        match = re.match(r"(FAILED|ERROR) (.+?)(?: - .*)?$", line)
         if match:
             failed.append(match.group(2))
     lines = [line for line in result.stdout.splitlines() if line.strip()]

@@ -111,11 +111,11 @@ def _loaders():
 
     return {
         "generator": (load_generator, lambda p: {"G_net": p}),
-        "bare generator": (load_generator, lambda p: {"enc1.main.1.weight": p}),
-        "published checkpoint": (load_published_checkpoint, lambda p: {"G_net": p, "D_net": {}}),
-        "training checkpoint": (load_checkpoint, lambda p: {"format": TRAIN_FORMAT, "G": p}),
+        "bare-generator": (load_generator, lambda p: {"enc1.main.1.weight": p}),
+        "published-checkpoint": (load_published_checkpoint, lambda p: {"G_net": p, "D_net": {}}),
+        "training-checkpoint": (load_checkpoint, lambda p: {"format": TRAIN_FORMAT, "G": p}),
         "nima": (nima.load_nima, lambda p: {"head.2.weight": p}),
-        "vgg19 state": (load_vgg19_state, lambda p: {"features.0.weight": p}),
+        "vgg19-state": (load_vgg19_state, lambda p: {"features.0.weight": p}),
         "vgg19": (build_vgg19, lambda p: {"features.0.weight": p}),
     }
 

@@ -143,3 +143,32 @@ def test_global_curve_module_alone():
     module = GlobalCurve(knots=4)
     x = torch.rand(2, 3, 8, 8) * 2 - 1
     assert torch.allclose(module(x), x, atol=1e-6)
+
+
+def test_curve_only_generator_has_no_unet_and_tiles():
+    config = get_variant("uegan-curve").generator_config(8)
+    assert not config.local_residual and config.curve_knots == 16
+    assert variant_for(config) == "uegan-curve"
+    torch.manual_seed(0)
+    generator = Generator(config).eval()
+    names = {name.split(".")[0] for name in generator.state_dict()}
+    assert names == {"curve"}  # nothing else: no dead U-Net weights in files or under DDP
+    with pytest.raises(ValueError, match="curve-only"):
+        GeneratorConfig(conv_dim=8, curve_knots=16, local_residual=False, se_after_ga5=True)
+    with pytest.raises(ValueError, match="curve-only"):
+        GeneratorConfig(conv_dim=8, local_residual=False)
+    _randomise_curve(generator)
+    # dark on the left, bright on the right: a corner tile's statistics are not the image's
+    ramp = torch.linspace(-1, 0.8, 160).view(1, 1, 1, 160)
+    x = (ramp + torch.rand(1, 3, 96, 160) * 0.2).clamp(-1, 1)
+    with torch.no_grad():
+        whole = generator(x)
+        # pointwise: the output is the curves of the whole image, applied to each pixel
+        assert torch.allclose(whole, generator.curve(x), atol=0)
+    tiled = tiled_forward(generator, x, tile=32)
+    assert (tiled - whole).abs().max() <= 1e-6
+    # statistics of one tile alone give other curves: the tiled pass must use the whole image's
+    with torch.no_grad():
+        corner = generator.curve(x[:, :, :32, :32])
+    assert (corner - whole[:, :, :32, :32]).abs().max() > 1e-2
+    assert tiling_matches(generator)

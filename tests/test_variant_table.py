@@ -86,7 +86,7 @@ def recorded_steps(monkeypatch):
 
 
 @pytest.mark.usefixtures("one_thread")
-@pytest.mark.parametrize("name", ["uegan", "uegan-charbonnier", "uegan-charbonnier-se"])
+@pytest.mark.parametrize("name", sorted(TABLE))
 def test_training_run_hands_the_variants_identity_criterion_to_the_step(tmp_path, recorded_steps,
                                                                         name):
     criterion, changes, _ = TABLE[name]
