@@ -13,8 +13,8 @@ follow texture: one monotone curve per RGB channel, the same for every pixel.
     curve_c(v)    = piecewise linear through (0, 0), (k / K, sum of the first k slopes / K), ..., (1, 1)
 
 The curve is monotone and maps 0 to 0 and 1 to 1 whatever the network predicts. The MLP's last
-layer starts at zero, so a new module is the identity curve on every image, and the variant that
-uses it starts as the published generator. The MLP keeps PyTorch's default initialisation
+layer starts at zero, so a new module is the identity curve on every image: ``uegan-curve`` starts
+as the identity and ``uegan-charbonnier-curve`` as the published generator. The MLP keeps PyTorch's default initialisation
 (``own_initialisation``): the published orthogonal init with gain 0.02 would make the curve
 almost blind to the statistics it is given.
 """
