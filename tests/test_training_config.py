@@ -32,7 +32,7 @@ def test_defaults_are_the_published_settings():
     assert TrainConfig(epochs=10).decay_length == 5
 
 
-@pytest.mark.parametrize("variant", ["uegan", "uegan-charbonnier", "uegan-charbonnier-se"])
+@pytest.mark.parametrize("variant", ["uegan", "uegan-charbonnier", "uegan-charbonnier-se", "uegan-curve"])
 def test_variant_presets(variant):
     config = load_config(CONFIGS / f"{variant}.yaml")
     assert config.variant == variant and config.decay_length == 50
