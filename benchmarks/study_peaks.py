@@ -15,8 +15,9 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from uegan.metrics import LOWER_IS_BETTER
+
 METRICS = ("psnr", "ssim", "ciede2000")
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "ciede2000": False}
 DIGITS = {"psnr": 2, "ssim": 4, "ciede2000": 2}
 
 
@@ -71,7 +72,7 @@ def main() -> None:
         best = {}
         for metric in METRICS:
             means = {step: statistics.fmean(v[metric]) for step, v in steps.items() if v[metric]}
-            pick = max if HIGHER_IS_BETTER[metric] else min
+            pick = min if metric in LOWER_IS_BETTER else max
             best[metric] = pick(means, key=means.get), means
         last = max(steps)
         change = " / ".join(f"{best[m][1][last] - best[m][1][best[m][0]]:+.{DIGITS[m]}f}" for m in METRICS)

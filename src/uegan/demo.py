@@ -35,6 +35,8 @@ import numpy as np
 from PIL import Image
 
 from uegan.errors import UserError
+from uegan.imageio import load_rgb8
+from uegan.metrics import LOWER_IS_BETTER, ciede2000, psnr, ssim
 from uegan.variants import RECOMMENDED_VARIANT
 
 log = logging.getLogger(__name__)
@@ -193,14 +195,13 @@ DEFAULT_OUT = "uegan-demo"
 DEMO_SCHEDULE: dict[str, tuple[int, float]] = {"uegan": (120, 1.0), "uegan-curve": (200, 2.0)}
 FALLBACK_SCHEDULE = (120, 1.0)
 DEMO_STEPS = {name: steps for name, (steps, _) in DEMO_SCHEDULE.items()}
-DEFAULT_STEPS = DEMO_STEPS["uegan"]  # kept for callers of the earlier single-model demo
 COMPARE_WITH = "uegan"               # the published generator, trained beside the practical default
 RANDOM_VGG_NOTE = ("No VGG19 ImageNet weights were found, so this demo uses a RANDOM VGG19 for "
                    "the fidelity loss (only the demo does that; the published model and "
                    "`uegan train` use the ImageNet weights).")
 OUR_NAMES = ("index.html", "results.json", "images", "data", "run")
 METRICS = ("psnr", "ssim", "ciede2000")
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "ciede2000": False}
+DIGITS = {"psnr": 2, "ssim": 4, "ciede2000": 2}  # decimals shown on the console and the page
 
 
 def demo_schedule(variant: str) -> tuple[int, float]:
@@ -289,7 +290,7 @@ class DemoResult:
         result = {}
         for metric in METRICS:
             before, after = self.mean(metric), self.mean(metric, variant)
-            result[metric] = after > before if HIGHER_IS_BETTER[metric] else after < before
+            result[metric] = after < before if metric in LOWER_IS_BETTER else after > before
         return result
 
     @property
@@ -427,16 +428,8 @@ def train_config(settings: DemoSettings, data: DemoData, run_dir: Path, variant:
 
 def score(image: np.ndarray, original: np.ndarray) -> Scores:
     """PSNR, SSIM and CIEDE2000 of ``image`` against ``original`` (published protocol)."""
-    from uegan.metrics import ciede2000, psnr, ssim
-
     return {"psnr": psnr(image, original), "ssim": ssim(image, original),
             "ciede2000": ciede2000(image, original)}
-
-
-def _read_rgb(path: Path) -> np.ndarray:
-    from uegan.imageio import load_rgb8
-
-    return load_rgb8(path)
 
 
 def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), overwrite: bool = False) -> DemoResult:
@@ -465,8 +458,8 @@ def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), overwrite
     held_out = []
     for label_path in sorted(data.test_label.glob("*.png")):
         described = Degradation(**data.degradations[f"test/low/{label_path.name}"]).describe()
-        held_out.append((label_path.stem, described, _read_rgb(data.test_low / label_path.name),
-                         _read_rgb(label_path)))
+        held_out.append((label_path.stem, described, load_rgb8(data.test_low / label_path.name),
+                         load_rgb8(label_path)))
     images = out / "images"
     rows = [ImageRow(name, described, score(degraded, original), {})
             for name, described, degraded, original in held_out]
@@ -558,10 +551,9 @@ figcaption { font-size: 0.9em; text-align: center; padding: 2px; }
 
 
 def _metric_cell(metric: str, value: float, reference: float) -> str:
-    digits = {"psnr": 2, "ssim": 4, "ciede2000": 2}[metric]
-    better = value > reference if HIGHER_IS_BETTER[metric] else value < reference
+    better = value < reference if metric in LOWER_IS_BETTER else value > reference
     css = "better" if better else "worse"
-    return f'<td class="{css}">{value:.{digits}f}</td>'
+    return f'<td class="{css}">{value:.{DIGITS[metric]}f}</td>'
 
 
 def _title(variant: str, settings: DemoSettings) -> str:
@@ -575,10 +567,9 @@ def render_html(result: DemoResult) -> str:
     esc = html.escape
     s = result.settings
     variants = [run.variant for run in result.models]
-    digits = {"psnr": 2, "ssim": 4, "ciede2000": 2}
 
     def row_html(label: str, scores_in: Scores, scores_out: list[Scores], tag: str) -> str:
-        cells = "".join(f"<{tag}>{scores_in[m]:.{digits[m]}f}</{tag}>" for m in METRICS)
+        cells = "".join(f"<{tag}>{scores_in[m]:.{DIGITS[m]}f}</{tag}>" for m in METRICS)
         for scores in scores_out:
             cells += "".join(_metric_cell(m, scores[m], scores_in[m]) for m in METRICS)
         return f"<tr><{tag}>{esc(label)}</{tag}>{cells}</tr>"

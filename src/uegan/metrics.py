@@ -42,6 +42,8 @@ ImageLike = np.ndarray | torch.Tensor
 Layout = Literal["auto", "hwc", "chw"]
 SsimProtocol = Literal["published", "gaussian"]
 
+LOWER_IS_BETTER: frozenset[str] = frozenset({"ciede2000"})
+"""Metrics where a smaller figure is the better one (for PSNR, SSIM and NIMA larger is better)."""
 BORDER = 4
 """Pixels cropped from every border before PSNR, SSIM and CIEDE2000 (published protocol)."""
 DATA_RANGE = 255.0

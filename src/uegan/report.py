@@ -35,12 +35,11 @@ from PIL import Image, ImageDraw, ImageFont
 from uegan.errors import UserError
 from uegan.fileio import atomic_write_bytes
 from uegan.imageio import find_images, images_by_stem, is_image_path
+from uegan.metrics import LOWER_IS_BETTER
 
 log = logging.getLogger(__name__)
 
 VAL_METRICS: tuple[str, ...] = ("psnr", "ssim", "ciede2000", "nima")
-LOWER_IS_BETTER: frozenset[str] = frozenset({"ciede2000"})
-"""Metrics where a smaller figure is the better one (the others: larger is better)."""
 LOSS_KEYS: tuple[str, ...] = ("d_loss", "g_loss", "g_adv_loss", "g_fidelity_loss", "g_identity_loss")
 REPORT_FILE = "report.md"
 VAL_CURVES_FILE = "validation_curves.png"

@@ -39,7 +39,7 @@ from typing import Any
 
 from uegan.errors import UserError
 from uegan.fileio import atomic_path, atomic_write_text
-from uegan.report import LOWER_IS_BETTER
+from uegan.metrics import LOWER_IS_BETTER
 
 log = logging.getLogger(__name__)
 
