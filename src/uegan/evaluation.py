@@ -31,7 +31,7 @@ import torch
 from uegan import metrics
 from uegan.errors import UserError
 from uegan.fileio import atomic_write_text
-from uegan.imageio import find_images, images_by_stem, is_image_path, load_rgb8
+from uegan.imageio import find_images, images_by_stem, list_images, load_rgb8
 
 log = logging.getLogger(__name__)
 
@@ -307,11 +307,7 @@ def _progress(items: list, enabled: bool) -> Iterable:
 
 def evaluated_files(pred_dir: Path | None, label_dir: Path | None) -> list[Path]:
     """The image files that :func:`evaluate` reads from these folders (a missing folder: none)."""
-    found: list[Path] = []
-    for folder in (pred_dir, label_dir):
-        if folder is not None and Path(folder).is_dir():
-            found += sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_image_path(p))
-    return found
+    return [path for folder in (pred_dir, label_dir) if folder is not None for path in list_images(folder)]
 
 
 def check_writable(paths: Iterable[Path | None], overwrite: bool, inputs: Iterable[Path] = ()) -> None:

@@ -23,12 +23,18 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
+def list_images(folder: str | Path) -> list[Path]:
+    """Every image file under ``folder`` (recursive), sorted; none for a missing folder."""
+    root = Path(folder)
+    return sorted(p for p in root.rglob("*") if p.is_file() and is_image_path(p)) if root.is_dir() else []
+
+
 def find_images(folder: str | Path) -> list[Path]:
     """Every image file under ``folder`` (recursive), sorted; a UserError if there is none."""
     root = Path(folder)
     if not root.is_dir():
         raise UserError(f"{root}: not a folder")
-    found = sorted(p for p in root.rglob("*") if p.is_file() and is_image_path(p))
+    found = list_images(root)
     if not found:
         raise UserError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
     return found
