@@ -1,8 +1,9 @@
 """The demo's models on photos the demo never saw: the FiveK sample's expert-retouched photos,
 degraded the demo's way, enhanced by each model of one or more `uegan demo` folders.
 
-The six expert photos of ``../shared/data/fivek-sample`` (val/label and train/exp) are resized to
-a 256-pixel short edge (sides cropped to multiples of 16), each degraded twice with the demo's
+The six expert photos of ``../shared/data/fivek-sample`` (val/label and train/exp) are read as the
+demo reads its photos (``uegan.demo.load_photo``: 256-pixel short edge, centred crop to multiples
+of 16), each degraded twice with the demo's
 random degradations (exposure, white balance, gamma, contrast; fixed seed 1234, the same pairs for
 every model), enhanced, and measured against the undegraded photo (published protocol, 8-bit,
 4-pixel border). Prints, per demo folder and model, the mean input figures and the mean change
@@ -19,25 +20,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from uegan.demo import random_degradation, to_uint8
+from uegan.demo import load_photo, random_degradation, to_uint8
 from uegan.inference import Enhancer
 from uegan.metrics import ciede2000, psnr, ssim
 
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fivek-sample"
 SEED = 1234
 COPIES = 2
-
-
-def load(path: Path, short: int = 256) -> np.ndarray:
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        scale = short / min(image.size)
-        image = image.resize((round(image.size[0] * scale), round(image.size[1] * scale)),
-                             Image.Resampling.LANCZOS)
-    array = np.asarray(image, dtype=np.float32) / 255
-    return array[:array.shape[0] // 16 * 16, :array.shape[1] // 16 * 16]
 
 
 def unseen_pairs(sample: Path = SAMPLE) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -47,7 +37,7 @@ def unseen_pairs(sample: Path = SAMPLE) -> list[tuple[str, np.ndarray, np.ndarra
         raise SystemExit(f"no FiveK sample photos under {sample}")
     pairs = []
     for path in files:
-        original = load(path)
+        original = load_photo(path.name, folder=path.parent)
         for copy in range(COPIES):
             degraded = random_degradation(rng).apply(original)
             pairs.append((f"{path.stem[:5]}-{copy + 1}", to_uint8(degraded), to_uint8(original)))
