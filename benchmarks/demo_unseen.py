@@ -2,7 +2,7 @@
 degraded the demo's way, enhanced by each model of one or more `uegan demo` folders.
 
 The six expert photos of ``../shared/data/fivek-sample`` (val/label and train/exp) are read as the
-demo reads its photos (``uegan.demo.load_photo``: 256-pixel short edge, centred crop to multiples
+demo reads its photos (``uegan.apps.demo.load_photo``: 256-pixel short edge, centred crop to multiples
 of 16), each degraded twice with the demo's
 random degradations (exposure, white balance, gamma, contrast; fixed seed 1234, the same pairs for
 every model), enhanced, and measured against the undegraded photo (published protocol, 8-bit,
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uegan.demo import load_photo, random_degradation, to_uint8
+from uegan.apps.demo import load_photo, random_degradation, to_uint8
 from uegan.inference import Enhancer
 from uegan.metrics import ciede2000, psnr, ssim
 

@@ -3,7 +3,7 @@
     python benchmarks/enhance.py --size 512 --conv-dim 32 --runs 5 --rounds 4 \
         --variants eager,compile,fast
 
-Each variant is a ``+``-joined list of options of ``uegan.acceleration.InferenceAcceleration``
+Each variant is a ``+``-joined list of options of ``uegan.inference.InferenceAcceleration``
 (``eager`` = none: the plain generator under ``torch.inference_mode``):
 
     compile          torch.compile with the weights frozen into the graph
@@ -47,7 +47,7 @@ TOKENS: dict[str, dict[str, Any]] = {
 
 
 def parse_variant(name: str):
-    from uegan.acceleration import InferenceAcceleration
+    from uegan.inference import InferenceAcceleration
 
     return h.options_from_variant(name, InferenceAcceleration, TOKENS, InferenceAcceleration.fast)
 
@@ -59,7 +59,7 @@ class EnhanceWorker:
 
         import torch
 
-        from uegan.acceleration import prepare_generator_for_inference
+        from uegan.inference import prepare_generator_for_inference
         from uegan.models import Generator, GeneratorConfig
 
         options = parse_variant(variant)

@@ -58,7 +58,7 @@ def make_checkpoint(path: Path) -> Path:
     import torch
 
     from uegan.models.generator import Generator, GeneratorConfig
-    from uegan.published import generator_to_published
+    from uegan.models.published import generator_to_published
 
     if not path.exists():
         torch.manual_seed(0)
@@ -74,9 +74,9 @@ def child_photo(args) -> dict:
     import numpy as np
     import torch
 
-    from uegan.fileio import atomic_path
+    from uegan.io.files import atomic_path
     from uegan.inference import Enhancer
-    from uegan.photo_io import read_photo, write_photo
+    from uegan.io.photo import read_photo, write_photo
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -60,7 +60,7 @@ def loader_only(args: argparse.Namespace) -> None:
     import torch
     from torch.utils.data import DataLoader
 
-    from uegan.imageio import load_rgb8
+    from uegan.io.images import load_rgb8
     from uegan.training.data import Augmentation, StepSampler, UnpairedBatches, scan_images
 
     sample = Path(args.sample)

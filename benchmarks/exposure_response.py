@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uegan.demo import HELD_OUT_PHOTOS, Degradation, load_photo, to_uint8
+from uegan.apps.demo import HELD_OUT_PHOTOS, Degradation, load_photo, to_uint8
 from uegan.inference import Enhancer
 from uegan.metrics import psnr
 

@@ -90,7 +90,7 @@ MUTATIONS: tuple[Mutation, ...] = (
              'if args.fast else InferenceAcceleration(precision="fp32"))',
              ("tests/test_enhance_cli.py",)),
     Mutation("bf16 inference wrapper runs without autocast (always fp32)",
-             "src/uegan/acceleration.py",
+             "src/uegan/inference.py",
              "with autocast(self.options.precision, x.device.type):",
              'with autocast("fp32", x.device.type):',
              ("tests/test_acceleration.py::"
@@ -100,7 +100,7 @@ MUTATIONS: tuple[Mutation, ...] = (
              "if job.output.exists() and not args.overwrite:", "if job.output.exists():",
              ("tests/test_enhance_cli.py",)),
     Mutation("a file that cannot be opened (permission) reported as a corrupt image",
-             "src/uegan/photo_io.py",
+             "src/uegan/io/photo.py",
              '        except PermissionError as error:\n'
              '            raise PhotoError(f"{path}: cannot read (permission denied)") from error\n'
              '        except (OSError,',

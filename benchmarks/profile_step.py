@@ -47,7 +47,8 @@ def main() -> None:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from uegan.acceleration import TrainingAcceleration, accelerate_training, autocast
+    from uegan.training.acceleration import TrainingAcceleration, accelerate_training
+    from uegan.runtime import autocast
     from uegan.losses import FidelityLoss, identity_loss, rahinge_d_loss, rahinge_g_loss
     from uegan.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, VGG19Features
     from uegan.models.init import init_orthogonal

@@ -83,7 +83,7 @@ def step_flops(torch, conv_dim: int, size: int, batch: int) -> int:
 def forward_flops(torch, conv_dim: int, size: int, exact_savings: bool) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
-    from uegan.acceleration import InferenceAcceleration, prepare_generator_for_inference
+    from uegan.inference import InferenceAcceleration, prepare_generator_for_inference
     from uegan.models import Generator, GeneratorConfig
 
     options = InferenceAcceleration(conv_first_upsample=exact_savings, skip_inert_gam=exact_savings)

@@ -3,7 +3,7 @@
     python benchmarks/train_step.py --conv-dim 32 --size 128 --batch 2 --steps 5 --rounds 4 \
         --variants eager,fast,fast+compile,fast+bf16
 
-Each variant is a ``+``-joined list of options of ``uegan.acceleration.TrainingAcceleration``
+Each variant is a ``+``-joined list of options of ``uegan.training.acceleration.TrainingAcceleration``
 (``eager`` = none: this project's published-order fp32 step):
 
     compile          torch.compile of G, D and VGG19 (``novgg``: leave VGG19 eager)
@@ -47,7 +47,7 @@ TOKENS: dict[str, dict[str, Any]] = {
 
 
 def parse_variant(name: str):
-    from uegan.acceleration import TrainingAcceleration
+    from uegan.training.acceleration import TrainingAcceleration
 
     return h.options_from_variant(name, TrainingAcceleration, TOKENS, TrainingAcceleration.fast)
 
@@ -62,7 +62,9 @@ class StepWorker:
         """``check`` is accepted for the harness's sake: a step's losses are always reported."""
         import torch
 
-        from uegan.acceleration import (accelerate_training, channels_last_input, mixed_precision)
+        from uegan.training.acceleration import accelerate_training
+        from uegan.runtime import channels_last_input
+        from uegan.training.step import mixed_precision
         from uegan.losses import FidelityLoss
         from uegan.models import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig,
                                   VGG19Features)

@@ -43,8 +43,8 @@ def profile_ops(repeats: int) -> None:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from uegan.acceleration import (InferenceAcceleration, prepare_generator_for_inference,
-                                    use_conv_first_upsample, use_output_scaled_spectral_norm)
+    from uegan.inference import InferenceAcceleration, prepare_generator_for_inference
+    from uegan.models.fast import use_conv_first_upsample, use_output_scaled_spectral_norm
     from uegan.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 
     torch.manual_seed(0)
@@ -84,7 +84,7 @@ def profile_ops(repeats: int) -> None:
 def batch_scaling(repeats: int) -> None:
     import torch
 
-    from uegan.acceleration import use_conv_first_upsample
+    from uegan.models.fast import use_conv_first_upsample
     from uegan.models import Generator, GeneratorConfig
 
     torch.manual_seed(0)

@@ -11,7 +11,7 @@ import torch
 from conftest import load_golden
 from uegan.losses import FidelityLoss
 from uegan.models import Discriminator, Generator, VGG19Features
-from uegan.published import discriminator_from_published, generator_from_published
+from uegan.models.published import discriminator_from_published, generator_from_published
 from uegan.training.step import ImagePool, LossWeights, OptimizerSettings, make_optimizers
 
 

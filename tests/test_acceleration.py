@@ -1,4 +1,4 @@
-"""The optional speed-ups (uegan.acceleration) keep the published numerics.
+"""The optional speed-ups (uegan.training.acceleration, uegan.models.fast, uegan.runtime) keep the published numerics.
 
 References are the golden tensors of the published code (../shared/golden), with the golden
 tolerances: the generator forward within 1e-5, two training steps' losses within 1e-4 relative
@@ -7,7 +7,7 @@ and their parameter updates as in tests/test_train_step.py. Timings are in bench
 The two tests that run ``torch.compile`` are marked ``compile`` (``-m "not compile"`` leaves
 them out). The compiled generator runs by default: about a minute on 2 CPU cores with a cold
 compile cache, 10 s with a warm one (the cache is kept under
-``uegan.acceleration.default_compile_cache()``). The compiled training steps (G and D: five
+``uegan.runtime.default_compile_cache()``). The compiled training steps (G and D: five
 graphs, forward and backward) take about four minutes on a cold cache, so they run only with
 ``UEGAN_SLOW_TESTS=1`` (40 s on a warm cache).
 """
@@ -23,17 +23,16 @@ import torch
 from _golden_training import golden_fidelity_loss, golden_training
 from conftest import load_golden
 from test_train_step import LOSS_NAMES, _compare_deltas
-from uegan.acceleration import (ConvFirstUpsample, InferenceAcceleration, LocalOnlyGlobalAttention,
-                                OutputScaledDBlock, TrainingAcceleration, accelerate_training,
-                                autocast, channels_last_input, grad_scaler, mixed_precision,
-                                prepare_generator_for_inference, restore_attention, restore_dblocks,
-                                restore_upsample, skip_inert_attention, use_conv_first_upsample,
-                                use_output_scaled_spectral_norm)
+from uegan.models.fast import ConvFirstUpsample, LocalOnlyGlobalAttention, OutputScaledDBlock, restore_attention, restore_dblocks, restore_upsample, skip_inert_attention, use_conv_first_upsample, use_output_scaled_spectral_norm
+from uegan.inference import InferenceAcceleration, prepare_generator_for_inference
+from uegan.training.acceleration import TrainingAcceleration, accelerate_training
+from uegan.runtime import autocast, channels_last_input, grad_scaler
+from uegan.training.step import mixed_precision
 from uegan.losses import FidelityLoss
 from uegan.models import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig,
                           VGG19Features)
 from uegan.models.layers import GlobalAttention, Upsample
-from uegan.published import (discriminator_from_published, discriminator_to_published,
+from uegan.models.published import (discriminator_from_published, discriminator_to_published,
                              generator_from_published, generator_to_published)
 from uegan.training.step import ImagePool, make_optimizers, train_step
 
@@ -284,7 +283,7 @@ def test_run_eagerly_calls_a_compiled_module_without_compiling_again():
     # validation of photos of every size must not compile a graph per size
     from torch._dynamo.testing import CompileCounter
 
-    from uegan.acceleration import run_eagerly
+    from uegan.runtime import run_eagerly
 
     class Block(torch.nn.Module):  # (dynamo does not trace torch.nn's own modules at top level)
         def __init__(self):

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from conftest import load_golden
-from uegan.audit import audit_generator, build_for_audit
+from uegan.apps.audit import audit_generator, build_for_audit
 from uegan.cli import main
 from uegan.variants import VARIANTS, Variant
 

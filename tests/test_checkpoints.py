@@ -11,7 +11,7 @@ from uegan.checkpoints import (TRAIN_FORMAT, build_published, load_generator,
                                load_published_checkpoint, save_generator)
 from uegan.errors import UserError
 from uegan.models import Discriminator, Generator, GeneratorConfig
-from uegan.published import discriminator_to_published
+from uegan.models.published import discriminator_to_published
 from uegan.weights import VGG19_FILENAME, build_vgg19, vgg19_cache_path
 
 

@@ -10,7 +10,7 @@ import pytest
 import skimage  # noqa: F401  (the test extra: missing, these tests fail, not skip)
 from PIL import Image
 
-from uegan import demo
+from uegan.apps import demo
 from uegan.cli import main
 from uegan.errors import UserError
 

@@ -12,7 +12,7 @@ from conftest import load_golden
 from uegan.cli import main
 from uegan.export import export_onnx
 from uegan.models.generator import Generator
-from uegan.published import generator_from_published
+from uegan.models.published import generator_from_published
 
 
 @pytest.fixture(scope="module")

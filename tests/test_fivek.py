@@ -19,7 +19,7 @@ import pytest
 import tifffile  # a dependency of uegan: missing, these tests fail, not skip
 from PIL import Image, ImageCms, ImageOps
 
-from uegan import fivek
+from uegan.apps import fivek
 from uegan.cli import main
 from uegan.errors import UserError
 

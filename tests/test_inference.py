@@ -24,7 +24,7 @@ from uegan.inference import (Enhancer, fit_local_affine, LocalAffineTransfer, pa
                              tiled_forward, tiling_matches)
 from uegan.models.generator import Generator, GeneratorConfig
 from uegan.models.layers import GlobalAttention
-from uegan.published import generator_from_published
+from uegan.models.published import generator_from_published
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import torch
 
 from conftest import FIVEK_SAMPLE, GOLDEN
 from uegan import metrics
-from uegan.imageio import load_rgb8
+from uegan.io.images import load_rgb8
 
 VAL = FIVEK_SAMPLE / "val"
 

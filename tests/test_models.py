@@ -11,7 +11,7 @@ from torch import nn
 from conftest import GOLDEN, load_golden
 from uegan.models import Discriminator, Generator, GeneratorConfig
 from uegan.models.init import init_orthogonal
-from uegan.published import (discriminator_from_published, discriminator_to_published,
+from uegan.models.published import (discriminator_from_published, discriminator_to_published,
                              generator_from_published, generator_to_published)
 
 

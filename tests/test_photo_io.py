@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from uegan.photo_io import PhotoError, read_photo, write_photo
+from uegan.io.photo import PhotoError, read_photo, write_photo
 
 # --- an ICC profile written out: Adobe RGB (1998) primaries (D50-adapted), gamma 563/256 -------
 
@@ -169,7 +169,7 @@ def test_non_srgb_profile_is_converted_8bit(tmp_path):
     expected = adobe_to_srgb(values / 255.0) * 255
     assert np.abs(photo.rgb.astype(float) - expected).max() <= 2.5
     # an sRGB-tagged file is left alone
-    from uegan.photo_io import srgb_profile_bytes
+    from uegan.io.photo import srgb_profile_bytes
     Image.fromarray(values).save(tmp_path / "srgb.png", icc_profile=srgb_profile_bytes())
     assert np.array_equal(read_photo(tmp_path / "srgb.png").rgb, values)
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import uegan.cli as cli
-from uegan import report
+from uegan.apps import report
 from uegan.errors import UserError
 
 COLORS = {"input": (255, 0, 0), "label": (255, 255, 0)}

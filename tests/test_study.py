@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from uegan.cli import main
-from uegan.report import Run
-from uegan.study import compare_to_baseline, run_status, seed_comparison_lines, summarize_runs
+from uegan.apps.report import Run
+from uegan.apps.study import compare_to_baseline, run_status, seed_comparison_lines, summarize_runs
 
 
 def _run(variant: str, seed: int, psnr: float, ssim: float, ciede2000: float | None = None) -> Run:

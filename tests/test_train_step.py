@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from _golden_training import golden_fidelity_loss, golden_training
 from uegan.losses import FidelityLoss
-from uegan.published import discriminator_to_published, generator_to_published
+from uegan.models.published import discriminator_to_published, generator_to_published
 from uegan.training.step import ImagePool, train_step
 
 LOSS_NAMES = {"d_loss": "d_loss", "g_loss": "g_loss", "g_adv_loss": "g_adv_loss",

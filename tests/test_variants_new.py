@@ -22,7 +22,7 @@ from uegan.losses import FidelityLoss
 from uegan.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, VGG19Features
 from uegan.models.attention import ModulatedGlobalAttention
 from uegan.models.init import init_orthogonal
-from uegan.published import generator_key_table, generator_to_published
+from uegan.models.published import generator_key_table, generator_to_published
 from uegan.training.step import ImagePool, make_optimizers, train_step
 from uegan.variants import VARIANTS, Variant, get_variant, variant_for
 

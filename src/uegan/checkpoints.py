@@ -21,10 +21,10 @@ from typing import Any
 import torch
 
 from uegan.errors import UserError
-from uegan.fileio import atomic_path
+from uegan.io.files import atomic_path
 from uegan.models.discriminator import Discriminator, DiscriminatorConfig
 from uegan.models.generator import Generator, GeneratorConfig
-from uegan.published import (discriminator_from_published, generator_from_published,
+from uegan.models.published import (discriminator_from_published, generator_from_published,
                              strip_parallel_prefix)
 from uegan.variants import variant_for
 

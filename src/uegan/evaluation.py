@@ -30,8 +30,8 @@ import torch
 
 from uegan import metrics
 from uegan.errors import UserError
-from uegan.fileio import atomic_write_text
-from uegan.imageio import find_images, images_by_stem, list_images, load_rgb8
+from uegan.io.files import atomic_write_text
+from uegan.io.images import find_images, images_by_stem, list_images, load_rgb8
 
 log = logging.getLogger(__name__)
 

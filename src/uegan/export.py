@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from uegan.errors import UserError
-from uegan.fileio import atomic_path
+from uegan.io.files import atomic_path
 from uegan.models.generator import Generator
 
 log = logging.getLogger(__name__)

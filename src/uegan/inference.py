@@ -26,16 +26,21 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from uegan.errors import UserError
 from uegan.models.generator import DIVISOR, Generator
+from uegan.models.fast import skip_inert_attention, use_conv_first_upsample
 from uegan.models.layers import NORM_EPS, GlobalAttention
+from uegan.runtime import (autocast, channels_last_input, check_precision, compile_module,
+                           configure_threads, to_channels_last)
 
 log = logging.getLogger(__name__)
 
@@ -428,7 +433,7 @@ class Enhancer:
     ``max_side``: long side of the working size (``None``: always full resolution);
     ``full_res``: run the generator on the whole image whatever its size (tiled above
     ``tile`` x ``tile`` x 4 pixels, exact).
-    ``acceleration``: an optional ``uegan.acceleration.InferenceAcceleration`` (torch.compile,
+    ``acceleration``: an optional ``uegan.inference.InferenceAcceleration`` (torch.compile,
     exact fp32 rewrites, bf16/fp16 autocast) for the untiled forward pass; the generator is
     prepared in place.
     """
@@ -446,7 +451,6 @@ class Enhancer:
         self.generator = generator.to(self.device).eval()
         self._forward = self.generator
         if acceleration is not None:
-            from uegan.acceleration import prepare_generator_for_inference
 
             self._forward = prepare_generator_for_inference(self.generator, acceleration)
         self.max_side = max_side
@@ -601,3 +605,82 @@ class Enhancer:
             raise TypeError(f"unsupported tensor dtype {tensor.dtype} (float in [0, 1] or uint8)")
         y = y.to(tensor.device)
         return y if batched else y[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# speed-ups of the forward pass
+
+
+
+@dataclass(frozen=True)
+class InferenceAcceleration:
+    """Speed-ups of the generator's forward pass for enhancement (defaults: none)."""
+
+    compile: bool = False
+    channels_last: bool = False
+    conv_first_upsample: bool = False
+    skip_inert_gam: bool = False
+    precision: str = "fp32"
+    threads: int | None = None
+    dynamic: bool | None = False      # None: a shape-generic graph after the second size
+    freeze_weights: bool = True       # with compile: weights as graph constants (inductor freezing)
+    compile_mode: str | None = None
+    cache_dir: str | None = None
+
+    @classmethod
+    def fast(cls, **overrides: Any) -> "InferenceAcceleration":
+        """Every fp32 option that pays on this project's CPU measurements (benchmarks/RESULTS.md)."""
+        values: dict[str, Any] = dict(compile=True, conv_first_upsample=True, skip_inert_gam=True)
+        values.update(overrides)
+        return cls(**values)
+
+
+class AcceleratedGenerator(nn.Module):
+    """Wraps a prepared generator: inputs to the chosen memory format, forward under autocast,
+    output back to float32 and the standard (contiguous) layout.
+
+    Attribute access falls through to the wrapped generator (``config``, ``ga1`` ... so that
+    code that walks the generator's modules, such as tiled enhancement, keeps working).
+    """
+
+    def __init__(self, generator: nn.Module, options: InferenceAcceleration):
+        super().__init__()
+        self.generator = generator
+        self.options = options
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["generator"], name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = channels_last_input(x, self.options.channels_last)
+        with autocast(self.options.precision, x.device.type):
+            y = self.generator(x)
+        return y.to(dtype).contiguous()
+
+
+def prepare_generator_for_inference(generator: nn.Module,
+                                    options: InferenceAcceleration = InferenceAcceleration()
+                                    ) -> nn.Module:
+    """``generator`` (modified in place: eval mode, module swaps, compile) behind a small
+    wrapper that applies the memory format and the precision. Its parameters are shared, so
+    the generator must not be trained afterwards (the compiled graph holds frozen weights).
+    """
+    configure_threads(options.threads)
+    check_precision(options.precision)
+    generator.eval()
+    if options.conv_first_upsample:
+        use_conv_first_upsample(generator)
+    if options.skip_inert_gam:
+        skip_inert_attention(generator)
+    if options.channels_last:
+        to_channels_last(generator)
+    if options.compile:
+        compile_module(generator, mode=options.compile_mode, dynamic=options.dynamic,
+                       freezing=options.freeze_weights, cache_dir=options.cache_dir)
+    if not options.channels_last and options.precision == "fp32":
+        return generator
+    return AcceleratedGenerator(generator, options)

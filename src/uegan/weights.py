@@ -15,7 +15,7 @@ import torch
 
 from uegan.errors import UserError
 from uegan.models.vgg import VGG19Features
-from uegan.published import strip_parallel_prefix
+from uegan.models.published import strip_parallel_prefix
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from uegan.audit import GRAD_RATIO, INITS, OUTPUT_THRESHOLD, audit_generator, build_for_audit
+from uegan.apps.audit import GRAD_RATIO, INITS, OUTPUT_THRESHOLD, audit_generator, build_for_audit
 from uegan.errors import UserError
-from uegan.fileio import atomic_write_text
+from uegan.io.files import atomic_write_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

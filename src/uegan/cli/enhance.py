@@ -27,7 +27,7 @@ import numpy as np
 
 from uegan.cli import EXIT_FAILED, EXIT_OK
 from uegan.errors import UserError
-from uegan.imageio import is_image_path
+from uegan.io.images import is_image_path
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Job:
 
 def register(subparsers) -> None:
     from uegan.inference import DEFAULT_MAX_SIDE, DEFAULT_TILE
-    from uegan.photo_io import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS
+    from uegan.io.photo import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS
 
     parser = subparsers.add_parser(
         "enhance", help="enhance photos with a trained generator",
@@ -82,7 +82,7 @@ def register(subparsers) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads for torch")
     parser.add_argument("--fast", action="store_true",
                         help="torch.compile the generator and use exact fp32 rewrites "
-                             "(uegan.acceleration; the first compile takes 20-60 s on a CPU and is "
+                             "(uegan.runtime, uegan.models.fast; the first compile takes 20-60 s on a CPU and is "
                              "cached on disk: worth it for many images)")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                         help="autocast precision of the generator (default fp32, the published "
@@ -165,7 +165,7 @@ def expand_inputs(specs: list[str]) -> tuple[list[Job], list[tuple[str, str]]]:
 def plan_outputs(jobs: list[Job], out: Path, format: str | None
                  ) -> tuple[list[Job], list[tuple[str, str]]]:
     """Give each job its output path; refuse collisions and outputs that would replace an input."""
-    from uegan.photo_io import OUTPUT_FORMATS
+    from uegan.io.photo import OUTPUT_FORMATS
 
     failures: list[tuple[str, str]] = []
     planned: dict[Path, Job] = {}
@@ -193,7 +193,7 @@ def plan_outputs(jobs: list[Job], out: Path, format: str | None
 
 
 def _reason(error: BaseException, job: Job) -> str:
-    from uegan.photo_io import PhotoError
+    from uegan.io.photo import PhotoError
 
     if isinstance(error, PhotoError):
         return str(error)
@@ -209,7 +209,7 @@ def _reason(error: BaseException, job: Job) -> str:
 
 
 def _output_format(job: Job, format: str | None) -> str:
-    from uegan.photo_io import normalise_format
+    from uegan.io.photo import normalise_format
 
     if format is not None:
         return format
@@ -232,9 +232,9 @@ def _device(name: str) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from uegan.fileio import atomic_path
+    from uegan.io.files import atomic_path
     from uegan.inference import Enhancer
-    from uegan.photo_io import (OUTPUT_FORMATS, normalise_format, read_photo, to_8bit, to_16bit,
+    from uegan.io.photo import (OUTPUT_FORMATS, normalise_format, read_photo, to_8bit, to_16bit,
                                 write_photo)
 
     format = normalise_format(args.format) if args.format else None
@@ -250,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
 
     acceleration = None
     if args.fast or args.precision != "fp32":
-        from uegan.acceleration import InferenceAcceleration
+        from uegan.inference import InferenceAcceleration
 
         # dynamic=None: one shape-generic graph after the second image size
         acceleration = (InferenceAcceleration.fast(precision=args.precision, dynamic=None)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from uegan import report
+from uegan.apps import report
 
 EPILOG = """\
 Each RUN_DIR is a folder written by 'uegan train' (config.json, metrics.jsonl, optionally

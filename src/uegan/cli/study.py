@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uegan.study import TRAIN_FLAGS, StudyPlan, parse_variants, run_study
+    from uegan.apps.study import TRAIN_FLAGS, StudyPlan, parse_variants, run_study
 
     variants = parse_variants(args.variants)
     if args.seeds < 1:

@@ -65,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
     speed = parser.add_argument_group(
         "speed-ups", "the same updates as the published step up to floating-point rounding "
-        "(uegan.acceleration; figures in benchmarks/RESULTS.md)")
+        "(uegan.runtime, uegan.models.fast; figures in benchmarks/RESULTS.md)")
     speed.add_argument("--fast-step", action="store_true", default=None,
                        help="D frozen during the G step, fused Adam, conv-first upsampling in G, "
                             "output-scaled spectral norm in D")

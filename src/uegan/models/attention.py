@@ -39,7 +39,7 @@ from uegan.models.layers import LEAKY_SLOPE, NORM_EPS, channel_mean_std
 class ModulatedGlobalAttention(nn.Module):
     """GAM whose global vector scales and shifts the instance-normalised features."""
 
-    hidden_activation = "leaky_relu"  # uegan.audit only looks for inactive ReLU units
+    hidden_activation = "leaky_relu"  # uegan.apps.audit only looks for inactive ReLU units
 
     def __init__(self, channels: int):
         super().__init__()

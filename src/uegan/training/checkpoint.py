@@ -28,7 +28,7 @@ import torch
 
 from uegan.checkpoints import TRAIN_FORMAT, read_torch_file
 from uegan.errors import UserError
-from uegan.fileio import atomic_path
+from uegan.io.files import atomic_path
 
 log = logging.getLogger(__name__)
 

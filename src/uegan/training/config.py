@@ -92,7 +92,7 @@ class TrainConfig:
     tensorboard: bool = True          # TensorBoard logs when the tensorboard package is installed
     deterministic: bool = False       # deterministic kernels (slower on GPUs)
 
-    # speed-ups (uegan.acceleration): the same updates up to floating-point rounding
+    # speed-ups (uegan.training.acceleration, uegan.models.fast, uegan.runtime): the same updates up to floating-point rounding
     fast_step: bool = False           # D frozen in the G step, fused Adam, conv-first upsampling
                                       # in G, output-scaled spectral norm in D
     compile: bool = False             # torch.compile of G, D and VGG19 (cached on disk)

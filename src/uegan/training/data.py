@@ -22,7 +22,7 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from uegan.errors import UserError
-from uegan.imageio import find_images, images_by_stem, load_rgb8
+from uegan.io.images import find_images, images_by_stem, load_rgb8
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from uegan.runtime import PRECISION_DTYPES, check_precision, grad_scaler
 from uegan.losses import FidelityLoss, IdentityCriterion, identity_loss, rahinge_d_loss, rahinge_g_loss
 
 
@@ -144,6 +145,12 @@ class MixedPrecision:
 
 
 FULL_PRECISION = MixedPrecision()
+
+
+def mixed_precision(precision: str, device_type: str = "cpu"):
+    """The ``precision`` argument of :func:`uegan.training.step.train_step` for a precision name."""
+    check_precision(precision, device_type)
+    return MixedPrecision(device_type, PRECISION_DTYPES[precision], grad_scaler(precision, device_type))
 
 
 @contextlib.contextmanager

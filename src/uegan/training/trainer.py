@@ -35,11 +35,12 @@ from torch.utils.data import DataLoader
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from uegan import __version__
-from uegan.acceleration import TrainingAcceleration, accelerate_training, run_eagerly
+from uegan.training.acceleration import TrainingAcceleration, accelerate_training
+from uegan.runtime import run_eagerly
 from uegan.checkpoints import TRAIN_FORMAT, save_generator
 from uegan.errors import UserError
-from uegan.fileio import atomic_path, atomic_write_text
-from uegan.imageio import load_rgb8
+from uegan.io.files import atomic_path, atomic_write_text
+from uegan.io.images import load_rgb8
 from uegan.losses import FidelityLoss
 from uegan.metrics import ciede2000, psnr, ssim, true_mean
 from uegan.models.discriminator import Discriminator, DiscriminatorConfig

@@ -33,8 +33,8 @@ from typing import Any, Literal
 from PIL import Image, ImageDraw, ImageFont
 
 from uegan.errors import UserError
-from uegan.fileio import atomic_write_bytes
-from uegan.imageio import find_images, images_by_stem, is_image_path
+from uegan.io.files import atomic_write_bytes
+from uegan.io.images import find_images, images_by_stem, is_image_path
 from uegan.metrics import LOWER_IS_BETTER
 
 log = logging.getLogger(__name__)
@@ -431,7 +431,7 @@ def build_report(config: ReportConfig) -> ReportResult:
     seeds = seed_summary_table(runs)
     if seeds:
         md += ["### Over seeds (last epoch, mean ± standard deviation)", "", *seeds, ""]
-    from uegan.study import seed_comparison_lines  # differences against the seed spread
+    from uegan.apps.study import seed_comparison_lines  # differences against the seed spread
 
     md += seed_comparison_lines(runs)
     published = published_table([run.variant for run in runs])

@@ -73,7 +73,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from uegan.errors import UserError
-from uegan.fileio import atomic_path
+from uegan.io.files import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from uegan.errors import UserError
-from uegan.fileio import atomic_path, atomic_write_text
+from uegan.io.files import atomic_path, atomic_write_text
 from uegan.metrics import LOWER_IS_BETTER
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def summarize_runs(runs: Sequence[Any]) -> list[VariantSummary]:
     """Per variant (in first-seen order): the last validation figures of each of its runs.
 
     ``runs``: objects with ``variant``, ``seed`` and ``last()`` (the last validation row), as
-    :func:`uegan.report.load_run` returns them.
+    :func:`uegan.apps.report.load_run` returns them.
     """
     summaries: dict[str, VariantSummary] = {}
     for run in runs:
@@ -298,7 +298,7 @@ def run_status(run_dir: Path) -> str:
 
 
 def _check_plan(plan: StudyPlan) -> None:
-    from uegan.report import OUTPUT_FILES
+    from uegan.apps.report import OUTPUT_FILES
 
     if plan.threads is not None and plan.threads < 1:
         raise UserError("--threads must be at least 1")
@@ -374,7 +374,7 @@ def _shared_vgg(plan: StudyPlan) -> Any:
 
 def run_study(plan: StudyPlan) -> StudyResult:
     """Train (or resume, or keep) every run of the plan, then write the report."""
-    from uegan.report import ReportConfig, build_report, load_run
+    from uegan.apps.report import ReportConfig, build_report, load_run
 
     _check_plan(plan)
     if plan.threads is not None and not plan.torchrun:

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from uegan.errors import UserError
-from uegan.imageio import load_rgb8
+from uegan.io.images import load_rgb8
 from uegan.metrics import LOWER_IS_BETTER, ciede2000, psnr, ssim
 from uegan.variants import RECOMMENDED_VARIANT
 

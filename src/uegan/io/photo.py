@@ -592,7 +592,7 @@ def write_photo(path: str | Path, rgb: np.ndarray, *, format: str, alpha: np.nda
 
     ``bit_depth`` 16 is honoured by PNG and TIFF; other formats are 8-bit. Alpha is written
     where the format holds it and dropped with a warning where it does not (JPEG).
-    Writes ``path`` directly: callers wrap it in :func:`uegan.fileio.atomic_path`.
+    Writes ``path`` directly: callers wrap it in :func:`uegan.io.files.atomic_path`.
     """
     format = normalise_format(format)
     pil_format, _, holds_16, holds_alpha = OUTPUT_FORMATS[format]

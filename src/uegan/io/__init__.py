@@ -1,0 +1,1 @@
+"""Reading and writing files: atomic writes, finding images, decoding and encoding photos."""

@@ -1,0 +1,164 @@
+"""Runtime options shared by every command: threads, the torch.compile cache, precision
+(autocast), memory format and compilation.
+
+One place validates a precision name and maps it to a dtype (:data:`PRECISION_DTYPES`). The
+speed-ups built on these live next to what they speed up: exact layer rewrites in
+:mod:`uegan.models.fast`, training options in :mod:`uegan.training.acceleration`, enhancement
+options in :mod:`uegan.inference`. Figures: ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISION_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16,
+                                                  "fp16": torch.float16}
+COMPILE_CACHE_ENV = "UEGAN_COMPILE_CACHE"
+
+
+# ---------------------------------------------------------------------------------------------
+# threads, compile cache
+
+
+def configure_threads(threads: int | None) -> int:
+    """``torch.set_num_threads(threads)`` when given; returns the number in use."""
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def default_compile_cache() -> Path:
+    """``$UEGAN_COMPILE_CACHE``, else ``<tmp>/uegan-torch-compile-<user>``."""
+    explicit = os.environ.get(COMPILE_CACHE_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    try:
+        user = os.getlogin()
+    except OSError:
+        user = str(os.getuid()) if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"uegan-torch-compile-{user}"
+
+
+def configure_compile_cache(path: str | Path | None = None) -> Path:
+    """Where inductor keeps compiled kernels and graphs (``TORCHINDUCTOR_CACHE_DIR``).
+
+    An explicit ``path`` wins; else an existing ``TORCHINDUCTOR_CACHE_DIR`` is kept; else
+    :func:`default_compile_cache`. The FX-graph and AOT-autograd caches are switched on, so a
+    second process with the same models and shapes skips most of the compile work.
+    """
+    if path is not None:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(path).expanduser())
+    elif not os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(default_compile_cache())
+    cache = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    cache.mkdir(parents=True, exist_ok=True)
+    import torch._inductor.config as inductor_config
+
+    inductor_config.fx_graph_cache = True
+    if hasattr(inductor_config, "autograd_cache"):
+        inductor_config.autograd_cache = True
+    return cache
+
+
+# ---------------------------------------------------------------------------------------------
+# precision
+
+
+def check_precision(precision: str, device_type: str = "cpu") -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
+def autocast(precision: str, device_type: str = "cpu") -> contextlib.AbstractContextManager:
+    """``torch.autocast`` for ``bf16`` / ``fp16``; a no-op context for ``fp32``."""
+    check_precision(precision, device_type)
+    dtype = PRECISION_DTYPES[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=dtype)
+
+
+def grad_scaler(precision: str, device_type: str = "cpu") -> torch.amp.GradScaler | None:
+    """A ``GradScaler`` for fp16 (gradients underflow in fp16 without loss scaling), else None."""
+    check_precision(precision, device_type)
+    return torch.amp.GradScaler(device_type) if precision == "fp16" else None
+
+
+# ---------------------------------------------------------------------------------------------
+# memory format
+
+
+def to_channels_last(*modules: nn.Module) -> None:
+    """Parameters and buffers of 4-d shape in NHWC memory format (in place)."""
+    for module in modules:
+        module.to(memory_format=torch.channels_last)
+
+
+def channels_last_input(x: torch.Tensor, enabled: bool = True) -> torch.Tensor:
+    """``x`` in NHWC memory format when ``enabled`` and 4-d; else ``x`` unchanged."""
+    if enabled and x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.compile
+
+
+def compile_module(module: nn.Module, *, mode: str | None = None, dynamic: bool | None = False,
+                   fullgraph: bool = False, freezing: bool = False, conv_1x1_as_mm: bool = True,
+                   cache_dir: str | Path | None = None) -> nn.Module:
+    """``module.compile(...)`` in place (the module object, its parameters and keys stay).
+
+    ``dynamic=False``: one graph per input shape (training and the benchmarks use one shape);
+    pass ``None`` to let torch switch to a shape-generic graph after the second shape (a folder
+    of photos of different sizes). ``freezing``: weights become constants of the graph (for
+    inference: the graph must be re-made, i.e. the module re-compiled, if the weights change).
+    ``conv_1x1_as_mm``: 1x1 convolutions as matrix products (on CPU an NCHW 1x1 convolution
+    takes a slow path, about 4x slower than the same product through BLAS).
+    """
+    configure_compile_cache(cache_dir)
+    options: dict[str, Any] = {"conv_1x1_as_mm": conv_1x1_as_mm}
+    if freezing:
+        options["freezing"] = True
+    if mode is not None:
+        # torch.compile takes either a mode or options; the mode's settings go in by hand
+        import torch._inductor
+
+        options.update(torch._inductor.list_mode_options(mode, dynamic))
+    module.compile(dynamic=dynamic, fullgraph=fullgraph, options=options)
+    return module
+
+
+def is_compiled(module: nn.Module) -> bool:
+    return getattr(module, "_compiled_call_impl", None) is not None
+
+
+def run_eagerly(enabled: bool = True) -> contextlib.AbstractContextManager:
+    """Inside the block compiled modules run their eager code (``torch.compiler.set_stance``):
+    for calls on shapes a compiled graph has not seen, such as validation photos of every
+    size, which would otherwise each pay a compilation."""
+    return torch.compiler.set_stance("force_eager") if enabled else contextlib.nullcontext()
+
+
+def compile_generator(generator: nn.Module, *, inference: bool = True, mode: str | None = None,
+                      dynamic: bool | None = False, cache_dir: str | Path | None = None) -> nn.Module:
+    """Compile G in place; with ``inference`` its weights are frozen into the graph."""
+    return compile_module(generator, mode=mode, dynamic=dynamic, freezing=inference,
+                          cache_dir=cache_dir)
