@@ -92,3 +92,13 @@ def test_the_sigterm_handler_is_removed_after_the_command(capsys):
     before = signal.getsignal(signal.SIGTERM)
     assert main(["variants"]) == 0
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_closed_stdout_pipe_ends_quietly():
+    # `uegan variants | head -c 0`: the reader has gone before the command writes
+    child = subprocess.Popen([sys.executable, "-m", "uegan", "variants"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 1
+    assert err == "", err

@@ -204,13 +204,15 @@ def test_a_signal_abandons_the_current_file_cleanly(checkpoint, tmp_path, name, 
     assert files_under(out) == ["p0.png"]  # the second file abandoned, its temporary removed
 
 
-def test_a_looping_symbolic_link_is_one_failed_file(checkpoint, tmp_path, capsys):
+@pytest.mark.parametrize("spec", ["folder", "glob"])
+def test_a_looping_symbolic_link_is_one_failed_file(checkpoint, tmp_path, capsys, spec):
     folder = tmp_path / "in"
     save_photo(folder / "good.png")
     (folder / "loop.png").symlink_to(folder / "loop.png")  # resolving it loops
     (folder / "sub").mkdir()
     (folder / "sub" / "back").symlink_to(folder, target_is_directory=True)  # a folder loop
-    code, err = enhance(capsys, folder, "--checkpoint", checkpoint, "--out", tmp_path / "out")
+    inputs = folder if spec == "folder" else f"{folder}/**/*.png"  # glob follows the loop
+    code, err = enhance(capsys, inputs, "--checkpoint", checkpoint, "--out", tmp_path / "out")
     assert code == 1 and "Traceback" not in err
     [line] = error_lines(err)
     assert "loop.png" in line

@@ -21,7 +21,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +31,7 @@ import torch
 
 from uegan import metrics
 from uegan.errors import UserError
-from uegan.io.files import atomic_path, atomic_write_text
+from uegan.io.files import atomic_path
 from uegan.io.images import find_images, images_by_stem, list_images, load_rgb8
 
 log = logging.getLogger(__name__)
@@ -352,11 +352,8 @@ def check_writable(paths: Iterable[Path | None], overwrite: bool, inputs: Iterab
 
 
 def folder_write_problem(folder: Path) -> str | None:
-    """Why a file cannot be created in ``folder``, or None when it can.
-
-    A missing folder is fine when the nearest folder that exists above it is writable (the
-    writers create the missing ones); refused are a file in the way and a folder this process may
-    not write in (``os.access``, so the answer matches the user's permissions)."""
+    """Why a file cannot be created in ``folder`` (missing folders are created, so the nearest
+    existing one counts; ``os.access``: the user's permissions), or None when it can."""
     existing = Path(os.path.abspath(folder))
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -367,29 +364,25 @@ def folder_write_problem(folder: Path) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def _naming_the_file(path: str | Path) -> Iterator[None]:
-    """An OSError without a file name (``write`` on a full disk has none) gets ``path``."""
+def _write_bytes(path: str | Path, data: bytes, overwrite: bool) -> None:
+    """Atomically; an OSError without a file name (``write`` on a full disk) gets ``path``."""
     try:
-        yield
+        with atomic_path(path, overwrite=overwrite) as temporary:
+            temporary.write_bytes(data)
     except OSError as error:
-        if error.filename is None:
-            error.filename = str(path)
+        error.filename = str(path) if error.filename is None else error.filename
         raise
 
 
 def write_json(result: EvaluationResult, path: str | Path, overwrite: bool = False) -> None:
-    # ASCII JSON: a file name that is not UTF-8 (surrogate escapes) is written as \udcXX escapes
+    # ASCII: a file name that is not UTF-8 (surrogate escapes) is written as \udcXX escapes
     text = json.dumps(result.to_json(), indent=1, allow_nan=False) + "\n"
-    with _naming_the_file(path):
-        atomic_write_text(path, text, overwrite=overwrite)
+    _write_bytes(path, text.encode("ascii"), overwrite)
 
 
 def write_csv(result: EvaluationResult, path: str | Path, overwrite: bool = False) -> None:
     # UTF-8; a file name that is not UTF-8 (surrogate escapes from os.fsdecode) keeps its bytes
-    data = result.to_csv().encode("utf-8", errors="surrogateescape")
-    with _naming_the_file(path), atomic_path(path, overwrite=overwrite) as temporary:
-        temporary.write_bytes(data)
+    _write_bytes(path, result.to_csv().encode("utf-8", errors="surrogateescape"), overwrite)
 
 
 def format_summary(result: EvaluationResult) -> str:

@@ -131,6 +131,14 @@ def _configure_logging(debug: bool, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
 
 
+def _discard_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's last flush at exit does not
+    fail again on the closed pipe."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -144,7 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Any other exception is a bug in this program and keeps its traceback: it is not caught here.
     try:
         with sigterm_as_interrupt():
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()  # a reader that went away (`uegan variants | head -1`) shows here
+            return code
+    except BrokenPipeError:  # stdout's reader went away: nobody is left to tell; stop quietly
+        _discard_stdout()
+        return EXIT_FAILED
     except UserError as error:
         if args.debug:
             raise

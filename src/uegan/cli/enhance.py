@@ -22,28 +22,23 @@ import argparse
 import glob
 import logging
 import os
-import re
 import sys
 import time
 import traceback
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from uegan.cli import EXIT_FAILED, EXIT_OK, interruption_exit_code, interruption_name
+from uegan.cli.preflight import (check_out_folder, check_threads, remove_stale_temporaries,
+                                 select_device)
 from uegan.errors import UserError
-from uegan.evaluation import folder_write_problem
 from uegan.io.images import is_image_path
 
 log = logging.getLogger(__name__)
 
 PROG = "uegan enhance"
-
-# The temporary files of uegan.io.files.atomic_path: tempfile.mkstemp(prefix=f".{name}.",
-# suffix=".tmp") beside the output, with tempfile's 8 random characters in between.
-TEMPORARY_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
 
 
 @dataclass
@@ -159,7 +154,9 @@ def expand_inputs(specs: list[str], exclude: Path | None = None
     """Jobs for every image named by the inputs, and (input, reason) for inputs that name none.
 
     Folders and patterns never yield images inside ``exclude`` (the output folder: its images
-    are results, not inputs); a file named on the command line is kept."""
+    are results, not inputs); a file named on the command line is kept. A file reached twice
+    (named twice, or by a pattern through a looping symbolic link) is one job, under its first
+    name."""
     # TODO(after merge): uegan.io.images.list_images(folder, exclude=[out]) does this pruning
     jobs: list[Job] = []
     failures: list[tuple[str, str]] = []
@@ -190,7 +187,10 @@ def expand_inputs(specs: list[str], exclude: Path | None = None
                     jobs.append(Job(match, Path(match.name)))
         else:
             failures.append((spec, "no such file or folder"))
-    return jobs, failures
+    unique: dict[Path, Job] = {}
+    for job in jobs:
+        unique.setdefault(_real(job.source), job)
+    return list(unique.values()), failures
 
 
 def plan_outputs(jobs: list[Job], out: Path, format: str | None
@@ -247,82 +247,6 @@ def _output_format(job: Job, format: str | None) -> str:
         return format
     suffix = job.output.suffix
     return normalise_format(suffix)
-
-
-def select_device(name: str) -> str:
-    """The device named by ``--device``, checked; ``auto``: this torchrun process's GPU, or cpu.
-
-    TODO(after merge): uegan.runtime.select_device replaces this local check."""
-    import torch
-
-    if name == "auto":
-        if torch.cuda.is_available():
-            return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
-        return "cpu"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise UserError(f"--device {name!r}: unknown device; use cpu, cuda, cuda:N or auto"
-                        ) from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {name}: CUDA is not available here; use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} "
-                            f"GPU(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
-    elif device.type != "cpu":
-        raise UserError(f"--device {name}: not supported; use cpu, cuda, cuda:N or auto")
-    return name
-
-
-def check_threads(threads: int | None) -> None:
-    if threads is not None and threads < 1:
-        raise UserError(f"--threads {threads}: expected 1 or more")
-
-
-def check_out_folder(out: Path) -> None:
-    """``--out`` must be a folder (or a missing one) that can be written: found before any work."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file, not a folder: name a folder (created if missing)")
-    problem = folder_write_problem(out)
-    if problem is not None:
-        raise UserError(f"--out {out}: cannot write there: {problem}")
-
-
-def stale_temporaries(outputs: Iterable[Path]) -> list[Path]:
-    """Temporary files that a killed run of this tool left for one of ``outputs``.
-
-    Only names that :func:`uegan.io.files.atomic_path` makes for exactly these outputs count, so
-    another tool's files, and other shards' work in progress, are never touched."""
-    # TODO(after merge): a helper of uegan.io.files that knows its own temporary-file names
-    names_by_folder: dict[Path, set[str]] = {}
-    for output in outputs:
-        names_by_folder.setdefault(output.parent, set()).add(output.name)
-    found = []
-    for folder, names in names_by_folder.items():
-        try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    match = TEMPORARY_NAME.fullmatch(entry.name)
-                    if (match and match["name"] in names
-                            and entry.is_file(follow_symlinks=False)):
-                        found.append(Path(entry.path))
-        except OSError:  # no such folder yet (a first run), or unreadable: nothing to clean
-            continue
-    return sorted(found)
-
-
-def remove_stale_temporaries(outputs: Iterable[Path]) -> None:
-    for path in stale_temporaries(outputs):
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            continue
-        except OSError as error:
-            log.warning("cannot remove %s, a temporary file left by an interrupted run (%s)",
-                        path, error.strerror or error)
-            continue
-        log.info("removed %s, a temporary file left by an interrupted run", path)
 
 
 def _load_enhancer(args: argparse.Namespace, device: str, acceleration):
@@ -407,7 +331,7 @@ def _enhance_one(job: Job, enhancer, args: argparse.Namespace, format: str | Non
         print(f"{PROG}: {job.source}: its output {job.output} is a folder; move it away or "
               f"choose another --out", file=sys.stderr)
         return "failed"
-    if (job.output.exists() or job.output.is_symlink()) and not args.overwrite:
+    if job.output.exists() and not args.overwrite:
         log.debug("%s exists, skipped", job.output)
         return "skipped"
     try:

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from uegan import evaluation, metrics
-from uegan.errors import UserError
+from uegan.cli import EXIT_FAILED, EXIT_OK
+from uegan.cli.preflight import check_threads, select_device
 from uegan.runtime import configure_threads
 
 EPILOG = """\
@@ -51,9 +52,8 @@ def run(args: argparse.Namespace) -> int:
     # every usage error before any work: a bad --threads or --device, and an output that cannot
     # be written (a folder, no permission, a file in the way) or that is one of the images read,
     # a prediction or a label (refused with --overwrite too: it would replace that image)
-    if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads {args.threads}: expected 1 or more")
-    evaluation.resolve_device(args.device)  # TODO(after merge): uegan.runtime.select_device
+    check_threads(args.threads)
+    select_device(args.device)
     evaluation.check_writable([args.json, args.csv], overwrite=args.overwrite,
                               inputs=evaluation.evaluated_files(args.pred, args.label))
     configure_threads(args.threads)
@@ -68,4 +68,4 @@ def run(args: argparse.Namespace) -> int:
     if args.csv is not None:
         evaluation.write_csv(result, args.csv, overwrite=args.overwrite)
     print(evaluation.format_summary(result), file=sys.stdout)
-    return 1 if result.problems else 0
+    return EXIT_FAILED if result.problems else EXIT_OK
