@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import uegan.cli as cli
@@ -112,3 +113,10 @@ def test_a_file_name_that_is_not_utf8_is_written_with_its_bytes(tmp_path, capsys
     assert os.fsencode(row["image"]) == name and float(row["psnr"]) > 0
     [row] = json.loads(out_json.read_text())["per_image"]
     assert os.fsencode(row["image"]) == name
+
+
+def test_threads_sets_the_torch_threads(folders, monkeypatch):
+    asked = []
+    monkeypatch.setattr(torch, "set_num_threads", asked.append)
+    assert evaluate("--pred", folders[0], "--label", folders[1], "--no-nima", "--threads", 3) == 0
+    assert asked == [3]

@@ -12,8 +12,10 @@ Existing outputs are skipped unless ``--overwrite``, so an interrupted job resum
 stopped; the temporary files that a killed run left beside this run's outputs are removed at the
 start (only names of the form that :func:`uegan.io.files.atomic_path` makes for these outputs).
 Images inside ``--out`` are never inputs, so an output folder inside an input folder is not
-enhanced again on a rerun. ``--shard i/n`` (and the ``RANK`` / ``WORLD_SIZE`` that ``torchrun`` sets) split the
-inputs deterministically: sorted by output path, input k goes to shard k mod n.
+enhanced again on a rerun.
+
+``--shard i/n`` (and the ``RANK`` / ``WORLD_SIZE`` that ``torchrun`` sets) split the inputs
+deterministically: sorted by output path, input k goes to shard k mod n.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 import sys
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +38,7 @@ from uegan.cli.preflight import (check_out_folder, check_threads, remove_stale_t
                                  select_device)
 from uegan.errors import UserError
 from uegan.io.images import is_image_path
+from uegan.runtime import configure_threads
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +266,6 @@ def _load_enhancer(args: argparse.Namespace, device: str, acceleration):
 
 def run(args: argparse.Namespace) -> int:
     from uegan.io.photo import OUTPUT_FORMATS, normalise_format
-    from uegan.runtime import configure_threads
 
     # every usage error is found here, before the generator is loaded or any image is read
     format = normalise_format(args.format) if args.format else None
@@ -300,55 +303,55 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: {source}: {reason}", file=sys.stderr)
     remove_stale_temporaries(job.output for job in jobs)
 
-    done = skipped = failed = 0
+    counts: Counter[str] = Counter()  # done, skipped, failed: kept when a signal stops the loop
     started = time.perf_counter()
     try:
-        for job in jobs:
-            outcome = _enhance_one(job, enhancer, args, format)
-            done += outcome == "done"
-            skipped += outcome == "skipped"
-            failed += outcome == "failed"
+        _enhance_all(jobs, enhancer, args, format, counts)
     except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: the file in progress is dropped
         print(f"{PROG}: stopped by {interruption_name(interrupt)} after "
-              f"{done + skipped + failed} of {len(jobs)} images", file=sys.stderr)
+              f"{counts.total()} of {len(jobs)} images", file=sys.stderr)
         return interruption_exit_code(interrupt)
-    failed += len(failures)
+    failed = counts["failed"] + len(failures)
     elapsed = time.perf_counter() - started
     shard_note = f" (shard {shard_index}/{shard_count})" if shard_count > 1 else ""
-    log.info("enhanced %d, skipped %d existing, failed %d%s in %.1f s", done, skipped, failed,
-             shard_note, elapsed)
+    log.info("enhanced %d, skipped %d existing, failed %d%s in %.1f s", counts["done"],
+             counts["skipped"], failed, shard_note, elapsed)
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _enhance_one(job: Job, enhancer, args: argparse.Namespace, format: str | None) -> str:
-    """Enhance one image: "done", "skipped" (its output exists) or "failed" (one line printed).
-
-    An interruption inside leaves no output and no temporary file (atomic_path removes it)."""
+def _enhance_all(jobs: list[Job], enhancer, args: argparse.Namespace, format: str | None,
+                 counts: Counter[str]) -> None:
+    """Enhance each job, counting it in ``counts`` as done, skipped (its output exists) or failed
+    (one line printed). An interruption leaves no output and no temporary file for the job in
+    progress (atomic_path removes it) and propagates."""
     from uegan.io.files import atomic_path
     from uegan.io.photo import OUTPUT_FORMATS, read_photo, to_8bit, to_16bit, write_photo
 
-    if job.output.is_dir():
-        print(f"{PROG}: {job.source}: its output {job.output} is a folder; move it away or "
-              f"choose another --out", file=sys.stderr)
-        return "failed"
-    if job.output.exists() and not args.overwrite:
-        log.debug("%s exists, skipped", job.output)
-        return "skipped"
-    try:
-        output_format = _output_format(job, format)
-        photo = read_photo(job.source, max_pixels=args.max_pixels)
-        bits = 16 if args.bit_depth == 16 and OUTPUT_FORMATS[output_format][2] else 8
-        rgb = enhancer.enhance_array(photo.rgb, np.uint16 if bits == 16 else np.uint8)
-        alpha = photo.alpha
-        if alpha is not None:
-            alpha = to_16bit(alpha) if bits == 16 else to_8bit(alpha)
-        with atomic_path(job.output, overwrite=args.overwrite) as temporary:
-            write_photo(temporary, rgb, format=output_format, alpha=alpha, exif=photo.exif,
-                        quality=args.quality, bit_depth=bits)
-    except Exception as error:  # one bad file never stops the batch
-        print(f"{PROG}: {_reason(error, job)}", file=sys.stderr)
-        if args.debug:
-            traceback.print_exc()
-        return "failed"
-    log.debug("wrote %s", job.output)
-    return "done"
+    for job in jobs:
+        if job.output.is_dir():
+            counts["failed"] += 1
+            print(f"{PROG}: {job.source}: its output {job.output} is a folder; move it away or "
+                  f"choose another --out", file=sys.stderr)
+            continue
+        if job.output.exists() and not args.overwrite:
+            counts["skipped"] += 1
+            log.debug("%s exists, skipped", job.output)
+            continue
+        try:
+            output_format = _output_format(job, format)
+            photo = read_photo(job.source, max_pixels=args.max_pixels)
+            bits = 16 if args.bit_depth == 16 and OUTPUT_FORMATS[output_format][2] else 8
+            rgb = enhancer.enhance_array(photo.rgb, np.uint16 if bits == 16 else np.uint8)
+            alpha = photo.alpha
+            if alpha is not None:
+                alpha = to_16bit(alpha) if bits == 16 else to_8bit(alpha)
+            with atomic_path(job.output, overwrite=args.overwrite) as temporary:
+                write_photo(temporary, rgb, format=output_format, alpha=alpha, exif=photo.exif,
+                            quality=args.quality, bit_depth=bits)
+            counts["done"] += 1
+            log.debug("wrote %s", job.output)
+        except Exception as error:  # one bad file never stops the batch
+            counts["failed"] += 1
+            print(f"{PROG}: {_reason(error, job)}", file=sys.stderr)
+            if args.debug:
+                traceback.print_exc()
