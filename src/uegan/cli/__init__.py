@@ -105,8 +105,8 @@ def os_error_line(error: OSError) -> str:
     cause = error.strerror or str(error) or error.__class__.__name__
     names = [os.fsdecode(name) for name in (error.filename, error.filename2) if name is not None]
     hint = _OS_ERROR_HINTS.get(error.errno or 0)
-    where = " -> ".join(names) if names else "(file not known)"
-    return f"{where}: {cause}" + (f" ({hint})" if hint else "")
+    line = f"{' -> '.join(names)}: {cause}" if names else cause  # no name: none was given
+    return line + (f" ({hint})" if hint else "")
 
 
 def build_parser() -> argparse.ArgumentParser:
