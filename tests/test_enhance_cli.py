@@ -73,16 +73,16 @@ def test_bad_inputs_never_stop_the_batch(checkpoint, tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good1.png", "good2.jpg"]
 
 
-def test_unwritable_output_folder_is_one_line_per_file(checkpoint, tmp_path, capsys):
+def test_output_folder_under_a_file_is_a_usage_error(checkpoint, tmp_path, capsys):
     photo(seed=1).save(tmp_path / "a.png")
     photo(seed=2).save(tmp_path / "b.png")
     blocker = tmp_path / "file"
     blocker.write_text("a file where the output folder should be")
     code, err = run(capsys, tmp_path / "a.png", tmp_path / "b.png", "--checkpoint", checkpoint,
                     "--out", blocker / "out")
-    assert code == 1 and "Traceback" not in err
+    assert code == 2 and "Traceback" not in err
     lines = [line for line in err.splitlines() if line.startswith("uegan enhance:")]
-    assert len(lines) == 2 and all("cannot write" in line for line in lines)
+    assert len(lines) == 1 and str(blocker) in lines[0] and "not a folder" in lines[0]
 
 
 def test_unreadable_file_and_folder(checkpoint, tmp_path, capsys, monkeypatch):

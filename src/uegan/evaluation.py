@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ import torch
 
 from uegan import metrics
 from uegan.errors import UserError
-from uegan.io.files import atomic_write_text
+from uegan.io.files import atomic_path
 from uegan.io.images import find_images, images_by_stem, list_images, load_rgb8
 
 log = logging.getLogger(__name__)
@@ -311,9 +312,12 @@ def evaluated_files(pred_dir: Path | None, label_dir: Path | None) -> list[Path]
 
 
 def check_writable(paths: Iterable[Path | None], overwrite: bool, inputs: Iterable[Path] = ()) -> None:
-    """Fail before any work when an output file is one of ``inputs`` (even with ``overwrite``:
-    paths are compared resolved, so ``..`` and symbolic links count, and existing files also by
-    device and inode), exists (and ``overwrite`` is off), or two outputs coincide."""
+    """Fail before any work when an output file could not be written at the end.
+
+    Refused: one of ``inputs`` (even with ``overwrite``: paths are compared resolved, so ``..``
+    and symbolic links count, and existing files also by device and inode), a folder, an
+    existing file (when ``overwrite`` is off), two outputs that coincide, and a place where the
+    file cannot be created (see :func:`folder_write_problem`)."""
     input_by_path = {Path(p).resolve(): Path(p) for p in inputs}
     input_by_inode: dict[tuple[int, int], Path] | None = None
     seen: set[Path] = set()
@@ -339,18 +343,46 @@ def check_writable(paths: Iterable[Path | None], overwrite: bool, inputs: Iterab
             raise UserError(f"{path} is named twice as an output")
         seen.add(resolved)
         if resolved.is_dir():
-            raise UserError(f"{path} is a folder, not a file")
+            raise UserError(f"{path} is a folder, not a file: give a file name")
         if resolved.exists() and not overwrite:
             raise UserError(f"{path} already exists (pass --overwrite to replace it)")
+        problem = folder_write_problem(resolved.parent)
+        if problem is not None:
+            raise UserError(f"cannot write {path}: {problem}")
+
+
+def folder_write_problem(folder: Path) -> str | None:
+    """Why a file cannot be created in ``folder`` (missing folders are created, so the nearest
+    existing one counts; ``os.access``: the user's permissions), or None when it can."""
+    existing = Path(os.path.abspath(folder))
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"no permission to write in {existing}"
+    return None
+
+
+def _write_bytes(path: str | Path, data: bytes, overwrite: bool) -> None:
+    """Atomically; an OSError without a file name (``write`` on a full disk) gets ``path``."""
+    try:
+        with atomic_path(path, overwrite=overwrite) as temporary:
+            temporary.write_bytes(data)
+    except OSError as error:
+        error.filename = str(path) if error.filename is None else error.filename
+        raise
 
 
 def write_json(result: EvaluationResult, path: str | Path, overwrite: bool = False) -> None:
+    # ASCII: a file name that is not UTF-8 (surrogate escapes) is written as \udcXX escapes
     text = json.dumps(result.to_json(), indent=1, allow_nan=False) + "\n"
-    atomic_write_text(path, text, overwrite=overwrite)
+    _write_bytes(path, text.encode("ascii"), overwrite)
 
 
 def write_csv(result: EvaluationResult, path: str | Path, overwrite: bool = False) -> None:
-    atomic_write_text(path, result.to_csv(), overwrite=overwrite)
+    # UTF-8; a file name that is not UTF-8 (surrogate escapes from os.fsdecode) keeps its bytes
+    _write_bytes(path, result.to_csv().encode("utf-8", errors="surrogateescape"), overwrite)
 
 
 def format_summary(result: EvaluationResult) -> str:

@@ -4,11 +4,18 @@ Inputs are files, folders (searched recursively) or glob patterns. A bad input (
 truncated or non-image file, a decompression bomb, an unreadable path, an output that cannot be
 written) gives one line naming the file and the reason, and the others are still processed.
 Exit code: 0 when every input succeeded (or was skipped because its output exists), 1 when some
-failed, 2 for a usage error (a bad option, an unreadable checkpoint).
+failed (an output path that is a folder too), 2 for a usage error (a bad option, an unreadable
+checkpoint, an ``--out`` that is a file or not writable: all found before any work), 130 / 143
+when Ctrl-C / SIGTERM stopped it (the file in progress is abandoned, its temporary file removed).
 
 Existing outputs are skipped unless ``--overwrite``, so an interrupted job resumes where it
-stopped. ``--shard i/n`` (and the ``RANK`` / ``WORLD_SIZE`` that ``torchrun`` sets) split the
-inputs deterministically: sorted by output path, input k goes to shard k mod n.
+stopped; the temporary files that a killed run left beside this run's outputs are removed at the
+start (only names of the form that :func:`uegan.io.files.atomic_path` makes for these outputs).
+Images inside ``--out`` are never inputs, so an output folder inside an input folder is not
+enhanced again on a rerun.
+
+``--shard i/n`` (and the ``RANK`` / ``WORLD_SIZE`` that ``torchrun`` sets) split the inputs
+deterministically: sorted by output path, input k goes to shard k mod n.
 """
 
 from __future__ import annotations
@@ -20,14 +27,18 @@ import os
 import sys
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from uegan.cli import EXIT_FAILED, EXIT_OK
+from uegan.cli import EXIT_FAILED, EXIT_OK, interruption_exit_code, interruption_name
+from uegan.cli.preflight import (check_out_folder, check_threads, remove_stale_temporaries,
+                                 select_device)
 from uegan.errors import UserError
 from uegan.io.images import is_image_path
+from uegan.runtime import configure_threads
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +90,7 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="auto",
                         help="cpu, cuda, cuda:N or auto (default: the GPU of this torchrun "
                              "process if there is one, else cpu)")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (at least 1)")
     parser.add_argument("--fast", action="store_true",
                         help="torch.compile the generator and use exact fp32 rewrites "
                              "(uegan.runtime, uegan.models.fast; the first compile takes 20-60 s on a CPU and is "
@@ -115,7 +126,18 @@ def effective_shard(shard: tuple[int, int], environ=os.environ) -> tuple[int, in
     return index * world + rank, count * world
 
 
-def _walk(folder: Path, failures: list[tuple[str, str]]) -> list[Path]:
+def _real(path: Path) -> Path:
+    """``path`` with symbolic links resolved as far as they go (a looping link raises nothing)."""
+    return Path(os.path.realpath(path))
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    """True when ``path`` (symbolic links resolved) is ``folder`` or lies inside it."""
+    return folder is not None and _real(path).is_relative_to(folder)
+
+
+def _walk(folder: Path, failures: list[tuple[str, str]], exclude: Path | None = None) -> list[Path]:
+    """The images under ``folder``, sorted, not entering the sub-folder ``exclude`` (resolved)."""
     found = []
 
     def on_error(error: OSError) -> None:
@@ -123,21 +145,29 @@ def _walk(folder: Path, failures: list[tuple[str, str]]) -> list[Path]:
                          f"cannot list folder ({error.strerror or error})"))
 
     for root, dirs, files in os.walk(folder, onerror=on_error, followlinks=False):
-        dirs.sort()
-        for name in files:
+        dirs[:] = sorted(d for d in dirs if not _inside(Path(root) / d, exclude))
+        for name in sorted(files):
             path = Path(root) / name
             if is_image_path(path):
                 found.append(path)
     return found
 
 
-def expand_inputs(specs: list[str]) -> tuple[list[Job], list[tuple[str, str]]]:
-    """Jobs for every image named by the inputs, and (input, reason) for inputs that name none."""
+def expand_inputs(specs: list[str], exclude: Path | None = None
+                  ) -> tuple[list[Job], list[tuple[str, str]]]:
+    """Jobs for every image named by the inputs, and (input, reason) for inputs that name none.
+
+    Folders and patterns never yield images inside ``exclude`` (the output folder: its images
+    are results, not inputs); a file named on the command line is kept. A file reached twice
+    (named twice, or by a pattern through a looping symbolic link) is one job, under its first
+    name."""
+    # TODO(after merge): uegan.io.images.list_images(folder, exclude=[out]) does this pruning
     jobs: list[Job] = []
     failures: list[tuple[str, str]] = []
+    excluded = None if exclude is None else _real(exclude)
 
     def add_folder(folder: Path) -> None:
-        images = _walk(folder, failures)
+        images = _walk(folder, failures, excluded)
         if not images:
             failures.append((str(folder), "no images in this folder"))
         jobs.extend(Job(path, path.relative_to(folder)) for path in images)
@@ -153,13 +183,18 @@ def expand_inputs(specs: list[str]) -> tuple[list[Job], list[tuple[str, str]]]:
             if not matches:
                 failures.append((spec, "no file matches this pattern"))
             for match in map(Path, matches):
+                if _inside(match, excluded):
+                    continue
                 if match.is_dir():
                     add_folder(match)
                 elif is_image_path(match):
                     jobs.append(Job(match, Path(match.name)))
         else:
             failures.append((spec, "no such file or folder"))
-    return jobs, failures
+    unique: dict[Path, Job] = {}
+    for job in jobs:
+        unique.setdefault(_real(job.source), job)
+    return list(unique.values()), failures
 
 
 def plan_outputs(jobs: list[Job], out: Path, format: str | None
@@ -169,7 +204,8 @@ def plan_outputs(jobs: list[Job], out: Path, format: str | None
 
     failures: list[tuple[str, str]] = []
     planned: dict[Path, Job] = {}
-    sources = {job.source.resolve() for job in jobs}
+    # realpath, not Path.resolve: a looping symbolic link must not stop the batch (it fails alone)
+    sources = {_real(job.source) for job in jobs}
     for job in sorted(jobs, key=lambda j: (j.relative.as_posix(), str(j.source))):
         relative = job.relative
         if format is not None:
@@ -182,7 +218,7 @@ def plan_outputs(jobs: list[Job], out: Path, format: str | None
             failures.append((str(job.source), f"its output {output} would also be written from "
                                               f"{planned[key].source}; skipped"))
             continue
-        if output.resolve() in sources:
+        if _real(output) in sources:
             failures.append((str(job.source), f"its output {output} would replace an input; "
                                               f"choose another --out"))
             continue
@@ -217,26 +253,21 @@ def _output_format(job: Job, format: str | None) -> str:
     return normalise_format(suffix)
 
 
-def _device(name: str) -> str:
-    import torch
+def _load_enhancer(args: argparse.Namespace, device: str, acceleration):
+    from uegan.inference import Enhancer
 
-    if name != "auto":
-        if name.startswith("cuda") and not torch.cuda.is_available():
-            raise UserError(f"--device {name}: CUDA is not available here; use --device cpu")
-        return name
-    if torch.cuda.is_available():
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
-    return "cpu"
+    try:
+        return Enhancer.load(args.checkpoint, device, max_side=args.max_side,
+                             full_res=args.full_res, tile=args.tile, acceleration=acceleration)
+    except OSError as error:  # a folder, no permission: the checkpoint named as given
+        raise UserError(f"--checkpoint {args.checkpoint}: cannot read it "
+                        f"({error.strerror or error})") from error
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from uegan.io.photo import OUTPUT_FORMATS, normalise_format
 
-    from uegan.io.files import atomic_path
-    from uegan.inference import Enhancer
-    from uegan.io.photo import (OUTPUT_FORMATS, normalise_format, read_photo, to_8bit, to_16bit,
-                                write_photo)
-
+    # every usage error is found here, before the generator is loaded or any image is read
     format = normalise_format(args.format) if args.format else None
     if not 1 <= args.quality <= 100:
         raise UserError(f"--quality {args.quality}: expected 1 to 100")
@@ -244,9 +275,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--bit-depth 16 needs --format png or tiff ({format} holds 8 bits)")
     if args.max_pixels < 1:
         raise UserError("--max-pixels must be positive")
+    check_threads(args.threads)
+    device = select_device(args.device)
+    check_out_folder(args.out)
     shard_index, shard_count = effective_shard(parse_shard(args.shard))
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    configure_threads(args.threads)
 
     acceleration = None
     if args.fast or args.precision != "fp32":
@@ -255,12 +288,11 @@ def run(args: argparse.Namespace) -> int:
         # dynamic=None: one shape-generic graph after the second image size
         acceleration = (InferenceAcceleration.fast(precision=args.precision, dynamic=None)
                         if args.fast else InferenceAcceleration(precision=args.precision))
-    enhancer = Enhancer.load(args.checkpoint, _device(args.device), max_side=args.max_side,
-                             full_res=args.full_res, tile=args.tile, acceleration=acceleration)
+    enhancer = _load_enhancer(args, device, acceleration)
     log.info("generator: %s checkpoint %s (variant %s), on %s", enhancer.source_format,
              args.checkpoint, enhancer.variant or "unknown", enhancer.device)
 
-    jobs, failures = expand_inputs(args.inputs)
+    jobs, failures = expand_inputs(args.inputs, exclude=args.out)
     jobs, collisions = plan_outputs(jobs, args.out, format)
     failures += collisions
     if shard_count > 1:
@@ -269,12 +301,40 @@ def run(args: argparse.Namespace) -> int:
             failures = []  # problems with the input list are reported once, by shard 0
     for source, reason in failures:
         print(f"{PROG}: {source}: {reason}", file=sys.stderr)
+    remove_stale_temporaries(job.output for job in jobs)
 
-    done = skipped = failed = 0
+    counts: Counter[str] = Counter()  # done, skipped, failed: kept when a signal stops the loop
     started = time.perf_counter()
+    try:
+        _enhance_all(jobs, enhancer, args, format, counts)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: the file in progress is dropped
+        print(f"{PROG}: stopped by {interruption_name(interrupt)} after "
+              f"{counts.total()} of {len(jobs)} images", file=sys.stderr)
+        return interruption_exit_code(interrupt)
+    failed = counts["failed"] + len(failures)
+    elapsed = time.perf_counter() - started
+    shard_note = f" (shard {shard_index}/{shard_count})" if shard_count > 1 else ""
+    log.info("enhanced %d, skipped %d existing, failed %d%s in %.1f s", counts["done"],
+             counts["skipped"], failed, shard_note, elapsed)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _enhance_all(jobs: list[Job], enhancer, args: argparse.Namespace, format: str | None,
+                 counts: Counter[str]) -> None:
+    """Enhance each job, counting it in ``counts`` as done, skipped (its output exists) or failed
+    (one line printed). An interruption leaves no output and no temporary file for the job in
+    progress (atomic_path removes it) and propagates."""
+    from uegan.io.files import atomic_path
+    from uegan.io.photo import OUTPUT_FORMATS, read_photo, to_8bit, to_16bit, write_photo
+
     for job in jobs:
+        if job.output.is_dir():
+            counts["failed"] += 1
+            print(f"{PROG}: {job.source}: its output {job.output} is a folder; move it away or "
+                  f"choose another --out", file=sys.stderr)
+            continue
         if job.output.exists() and not args.overwrite:
-            skipped += 1
+            counts["skipped"] += 1
             log.debug("%s exists, skipped", job.output)
             continue
         try:
@@ -288,18 +348,10 @@ def run(args: argparse.Namespace) -> int:
             with atomic_path(job.output, overwrite=args.overwrite) as temporary:
                 write_photo(temporary, rgb, format=output_format, alpha=alpha, exif=photo.exif,
                             quality=args.quality, bit_depth=bits)
-            done += 1
+            counts["done"] += 1
             log.debug("wrote %s", job.output)
-        except KeyboardInterrupt:
-            raise
         except Exception as error:  # one bad file never stops the batch
-            failed += 1
+            counts["failed"] += 1
             print(f"{PROG}: {_reason(error, job)}", file=sys.stderr)
             if args.debug:
                 traceback.print_exc()
-    failed += len(failures)
-    elapsed = time.perf_counter() - started
-    shard_note = f" (shard {shard_index}/{shard_count})" if shard_count > 1 else ""
-    log.info("enhanced %d, skipped %d existing, failed %d%s in %.1f s", done, skipped, failed,
-             shard_note, elapsed)
-    return EXIT_FAILED if failed else EXIT_OK

@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 from uegan import evaluation, metrics
+from uegan.cli import EXIT_FAILED, EXIT_OK
+from uegan.cli.preflight import check_threads, select_device
+from uegan.runtime import configure_threads
 
 EPILOG = """\
 Outputs and labels are paired by file name without extension. PSNR and SSIM follow the
@@ -17,8 +20,10 @@ CIEDE2000: mean colour difference to the label over the same cropped pixels, in 
 Means are true means; the published scripts divide by N-1 (their PSNR and SSIM are also printed).
 NIMA weights (metrics/NIMA/pretrain-model.pth of the UEGAN repository): --nima-weights, else
 $UEGAN_NIMA_WEIGHTS, else $TORCH_HOME/hub/checkpoints/uegan/nima-pretrain-model.pth.
---json / --csv may not name one of the images evaluated (even with --overwrite).
-Exit status: 0 all evaluated, 1 some files not evaluated (each is named), 2 usage error."""
+--json / --csv may not name one of the images evaluated (even with --overwrite); whether they
+can be written is checked before any image is measured.
+Exit status: 0 all evaluated, 1 some files not evaluated (each is named) or a result file could
+not be written (disk full), 2 usage error, 130 / 143 stopped by Ctrl-C / SIGTERM."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,14 +44,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--csv", type=Path, metavar="FILE", help="write per-image rows as CSV")
     parser.add_argument("--overwrite", action="store_true", help="replace existing --json / --csv files")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (at least 1)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    # before any work: an output that is one of the images read (a prediction or a label) is
-    # refused, with --overwrite too (it would replace that image)
+    # every usage error before any work: a bad --threads or --device, and an output that cannot
+    # be written (a folder, no permission, a file in the way) or that is one of the images read,
+    # a prediction or a label (refused with --overwrite too: it would replace that image)
+    check_threads(args.threads)
+    select_device(args.device)
     evaluation.check_writable([args.json, args.csv], overwrite=args.overwrite,
                               inputs=evaluation.evaluated_files(args.pred, args.label))
+    configure_threads(args.threads)
     nima_mode: evaluation.NimaMode = "off" if args.no_nima else "on" if args.nima_weights else "auto"
     config = evaluation.EvaluationConfig(
         pred_dir=args.pred, label_dir=args.label, ssim_protocol=args.ssim, nima=nima_mode,
@@ -58,4 +68,4 @@ def run(args: argparse.Namespace) -> int:
     if args.csv is not None:
         evaluation.write_csv(result, args.csv, overwrite=args.overwrite)
     print(evaluation.format_summary(result), file=sys.stdout)
-    return 1 if result.problems else 0
+    return EXIT_FAILED if result.problems else EXIT_OK

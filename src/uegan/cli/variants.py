@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from uegan.cli import EXIT_OK
 from uegan.variants import VARIANTS
 
 
@@ -24,4 +25,4 @@ def run(args: argparse.Namespace) -> int:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     for v in VARIANTS.values():
         print(f"\n{v.name}: {v.summary}")
-    return 0
+    return EXIT_OK
