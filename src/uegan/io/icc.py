@@ -158,11 +158,16 @@ def is_srgb_profile(icc: bytes) -> bool:
     return _lcms_is_identity(icc)
 
 
+def is_prophoto(content: MatrixTRC) -> bool:
+    """True for matrix/TRC content with ROMM colorants and a gamma 1.8 curve."""
+    return not content.gray and _matches(content, PROPHOTO_TO_XYZ_D50,
+                                         lambda v: np.power(v, PROPHOTO_GAMMA))
+
+
 def is_prophoto_profile(icc: bytes) -> bool:
-    """True for a matrix/TRC profile with ROMM colorants and a gamma 1.8 curve."""
+    """True for a profile whose content is ProPhoto RGB (ROMM), whatever its name."""
     content = matrix_trc(icc)
-    return (content is not None and not content.gray
-            and _matches(content, PROPHOTO_TO_XYZ_D50, lambda v: np.power(v, PROPHOTO_GAMMA)))
+    return content is not None and is_prophoto(content)
 
 
 def classify_icc(icc: bytes | None) -> str | None:

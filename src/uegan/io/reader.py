@@ -34,7 +34,9 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 from uegan.io.budget import DEFAULT_MAX_PIXELS, ReadBudget, inflate_bounded
 from uegan.io.errors import PhotoError
 from uegan.io.exif import TRANSPOSED, apply_orientation, exif_to_keep, orientation
-from uegan.io.icc import describe, is_srgb_profile, lcms_to_srgb, matrix_trc, matrix_trc_to_srgb
+from uegan.io.color import prophoto_to_srgb
+from uegan.io.icc import (describe, is_prophoto, is_srgb_profile, lcms_to_srgb, matrix_trc,
+                          matrix_trc_to_srgb)
 from uegan.io.png16 import png_header, read_png16
 from uegan.io.quantize import quantize, to_8bit, to_16bit, to_unit
 
@@ -69,6 +71,7 @@ class Photo:
     grayscale: bool = False
     converted_from: str | None = None
     profile: str = "untagged"
+    icc: bytes | None = None  # the embedded ICC profile, as found in the file
 
     @property
     def size(self) -> tuple[int, int]:
@@ -226,9 +229,8 @@ def _cmyk_to_rgb(pixels: _Pixels, icc: bytes | None, path: Path
         except (ImageCms.PyCMSError, OSError, ValueError) as error:
             log.warning("%s: cannot apply its CMYK profile (%s); converting without it", path, error)
     ink = to_unit(pixels.colour, np.float64)
-    rgb = (1.0 - ink[..., :3]) * (1.0 - ink[..., 3:4])
-    return quantize(rgb, pixels.colour.dtype), "untagged" if not icc else "ignored", (
-        describe(icc) if icc else None)
+    rgb = (1.0 - ink[..., :3]) * (1.0 - ink[..., 3:4])  # no profile: the naive conversion
+    return quantize(rgb, pixels.colour.dtype), "converted", "CMYK without a usable profile"
 
 
 def _to_srgb(pixels: _Pixels, icc: bytes | None, path: Path
@@ -244,6 +246,9 @@ def _to_srgb(pixels: _Pixels, icc: bytes | None, path: Path
     name = describe(icc)
     gray = colour.shape[-1] == 1
     content = matrix_trc(icc)
+    if content is not None and not gray and is_prophoto(content):  # the standards' conversion
+        srgb = prophoto_to_srgb(to_unit(colour, np.float64))
+        return quantize(srgb, colour.dtype), "converted", name
     if content is not None and content.gray == gray:
         srgb = matrix_trc_to_srgb(to_unit(colour, np.float64), content)
         return quantize(srgb, colour.dtype), "converted", name
@@ -308,7 +313,7 @@ def read_photo(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS, *,
         alpha = np.ascontiguousarray(apply_orientation(alpha, turn)).astype(colour.dtype)
     return Photo(rgb=colour, alpha=alpha, bit_depth=16 if sixteen else 8,
                  format=PIL_FORMATS[pil_format], exif=exif, grayscale=grayscale,
-                 converted_from=converted, profile=status)
+                 converted_from=converted, profile=status, icc=icc)
 
 
 def load_rgb8(path: str | Path, budget: ReadBudget | None = None) -> np.ndarray:
