@@ -26,8 +26,9 @@ retouches. Files are read by the project's one reader
 (:func:`uegan.io.reader.read_photo`). The colour space comes from the embedded ICC profile
 when there is one, judged by its content, not its name (ProPhoto RGB/ROMM is converted as below,
 any other profile the reader can apply is converted to sRGB, one it cannot apply is refused);
-untagged 16-bit files are taken as ProPhoto RGB and untagged 8-bit files as sRGB. Strips (an
-aspect ratio over :data:`uegan.io.budget.MAX_ASPECT_RATIO`) are refused before resizing.
+untagged 16-bit colour TIFFs are taken as ProPhoto RGB and other untagged files as sRGB.
+Strips (an aspect ratio over :data:`uegan.io.budget.MAX_ASPECT_RATIO`) are refused before
+resizing.
 Outputs are 8-bit sRGB PNG named after the source (test and validation pairs both after the
 input's name, so that evaluation pairs them by name).
 
@@ -134,7 +135,7 @@ def read_source(path: Path, data: bytes | None = None) -> tuple[np.ndarray, str]
     """A source file as H x W x 3 float32 sRGB values in [0, 1], and its colour space in words.
 
     Read by :func:`uegan.io.reader.read_photo` (orientation, ICC profile judged by its content,
-    16-bit, grayscale, CMYK); an untagged 16-bit file is taken as ProPhoto RGB (FiveK's
+    16-bit, grayscale, CMYK); an untagged 16-bit colour TIFF is taken as ProPhoto RGB (FiveK's
     convention) and converted here. A profile the reader cannot apply is refused.
     """
     photo = read_photo(path, data=data)
@@ -142,7 +143,7 @@ def read_source(path: Path, data: bytes | None = None) -> tuple[np.ndarray, str]
     if photo.profile == "ignored":
         raise UserError(f"{path}: colour profile {photo.converted_from!r} cannot be applied: "
                         f"export the image as sRGB or ProPhoto RGB")
-    if photo.profile == "untagged" and bits == 16:
+    if photo.profile == "untagged" and bits == 16 and photo.format == "tiff" and not photo.grayscale:
         return (prophoto_to_srgb_strips(photo.rgb, 65535.0),
                 "untagged 16-bit, taken as ProPhoto RGB")
     if photo.profile == "untagged":

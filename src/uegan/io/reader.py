@@ -88,15 +88,25 @@ class _Pixels:
     cmyk: bool = False
 
 
-def read_file(path: Path, budget: ReadBudget) -> bytes:
-    """The bytes of an image file, its size checked first; a PhotoError naming the problem."""
+def check_file(path: Path, budget: ReadBudget) -> None:
+    """A PhotoError naming the problem unless ``path`` is a non-empty file within the budget."""
     try:
         size = path.stat().st_size
-        if not path.is_file():
-            raise PhotoError(f"{path}: not a file")
-        if size == 0:
-            raise PhotoError(f"{path}: empty file (0 bytes)")
-        budget.check_file_size(path, size)
+    except PermissionError as error:
+        raise PhotoError(f"{path}: cannot read (permission denied)") from error
+    except OSError as error:
+        raise PhotoError(f"{path}: cannot read ({error.strerror or error})") from error
+    if not path.is_file():
+        raise PhotoError(f"{path}: not a file")
+    if size == 0:
+        raise PhotoError(f"{path}: empty file (0 bytes)")
+    budget.check_file_size(path, size)
+
+
+def read_file(path: Path, budget: ReadBudget) -> bytes:
+    """The bytes of an image file, checked first; a PhotoError naming the problem."""
+    check_file(path, budget)
+    try:
         return path.read_bytes()
     except PermissionError as error:
         raise PhotoError(f"{path}: cannot read (permission denied)") from error
@@ -104,22 +114,34 @@ def read_file(path: Path, budget: ReadBudget) -> bytes:
         raise PhotoError(f"{path}: cannot read ({error.strerror or error})") from error
 
 
-def _bytes_per_sample(image: Image.Image, data: bytes) -> int:
-    return 2 if _is_16bit(image, data) else 1
+def _head(path: Path, data: bytes | None, size: int = 64) -> bytes:
+    """The first bytes of the file (its header)."""
+    if data is not None:
+        return data[:size]
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    except OSError as error:
+        raise PhotoError(f"{path}: cannot read ({error.strerror or error})") from error
 
 
-def open_image(data: bytes, path: Path, budget: ReadBudget) -> Image.Image:
-    """Open lazily (nothing decoded) and check the declared size against ``budget``."""
-    if not data:
+def open_image(path: Path, data: bytes | None, budget: ReadBudget) -> Image.Image:
+    """Open lazily (nothing decoded) from ``data`` or else the file, and check the declared
+    size against ``budget``."""
+    if data is None:
+        check_file(path, budget)
+    elif not data:
         raise PhotoError(f"{path}: empty file (0 bytes)")
     with _PIL_LIMIT_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         previous = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None  # the budget replaces Pillow's limit
         try:
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(path if data is None else io.BytesIO(data))
         except UnidentifiedImageError as error:
             raise PhotoError(f"{path}: not an image, or an unsupported format") from error
+        except PermissionError as error:
+            raise PhotoError(f"{path}: cannot read (permission denied)") from error
         except DECODE_ERRORS as error:
             raise PhotoError(f"{path}: truncated or corrupt image (header: {error})") from error
         finally:
@@ -129,8 +151,9 @@ def open_image(data: bytes, path: Path, budget: ReadBudget) -> Image.Image:
         if image.format not in PIL_FORMATS:
             raise PhotoError(f"{path}: unsupported format {image.format} "
                              f"(supported: PNG, JPEG, TIFF, WebP, BMP)")
+        bytes_per_sample = 2 if _is_16bit(image, _head(path, data)) else 1
         budget.check_pixels(path, width, height,
-                            max(3, len(image.getbands())) * _bytes_per_sample(image, data))
+                            max(3, len(image.getbands())) * bytes_per_sample)
         if width < 1 or height < 1:
             raise PhotoError(f"{path}: image has no pixels ({width} x {height})")
     except BaseException:
@@ -139,9 +162,9 @@ def open_image(data: bytes, path: Path, budget: ReadBudget) -> Image.Image:
     return image
 
 
-def _is_16bit(image: Image.Image, data: bytes) -> bool:
+def _is_16bit(image: Image.Image, head: bytes) -> bool:
     if image.format == "PNG":
-        header = png_header(data)
+        header = png_header(head)
         return header is not None and header[2] == 16
     if image.format == "TIFF":
         bits = image.tag_v2.get(258, (8,))
@@ -274,11 +297,9 @@ def read_photo(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS, *,
     """
     path = Path(path)
     budget = budget if budget is not None else ReadBudget(max_pixels=max_pixels)
-    if data is None:
-        data = read_file(path, budget)
-    else:
+    if data is not None:
         budget.check_file_size(path, len(data))
-    image = open_image(data, path, budget)
+    image = open_image(path, data, budget)
     try:
         pil_format = image.format
         icc = image.info.get("icc_profile") or None
@@ -286,11 +307,11 @@ def read_photo(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS, *,
         exif = exif_to_keep(image)
         if getattr(image, "n_frames", 1) > 1:
             log.info("%s: %d frames; reading the first", path, image.n_frames)
-        sixteen = _is_16bit(image, data)
+        sixteen = _is_16bit(image, _head(path, data))
         if sixteen and pil_format == "PNG":
-            pixels = _split(read_png16(data, path, budget), path)
+            pixels = _split(read_png16(data or read_file(path, budget), path, budget), path)
         elif sixteen and pil_format == "TIFF":
-            pixels = _tiff16(data, path, budget)
+            pixels = _tiff16(data or read_file(path, budget), path, budget)
         else:
             pixels = _pil8(image, path)
         colour, status, converted = _to_srgb(pixels, icc, path)
@@ -329,8 +350,7 @@ def probe_size(path: str | Path, budget: ReadBudget | None = None) -> tuple[int,
     """
     path = Path(path)
     budget = budget if budget is not None else ReadBudget()
-    image = open_image(read_file(path, budget), path, budget)
-    with image:
+    with open_image(path, None, budget) as image:
         width, height = image.size
         turn = orientation(image)
     return (height, width) if turn in TRANSPOSED else (width, height)
