@@ -26,6 +26,7 @@ from uegan.io.budget import ReadBudget
 from uegan.io.errors import PhotoError
 from uegan.io.images import load_rgb8
 from uegan.io.photo import read_photo
+from uegan.io.quantize import quantize, to_8bit
 from uegan.training.data import scan_images
 
 MEMORY_LIMIT = 2 * 1024 ** 3  # the child's address space: an unbounded decode cannot fit
@@ -279,3 +280,15 @@ def test_skip_bad_images_finds_a_truncated_jpeg(tmp_path, caplog):
         found = scan_images(tmp_path, "low-quality", skip_bad=True)
     assert sorted(info.path.name for info in found) == ["good0.jpg", "good1.jpg"]
     assert "cut.jpg" in caplog.text
+
+
+# --- one quantisation rule ---------------------------------------------------------------------
+
+
+def test_one_quantisation_rule_for_every_conversion():
+    values = np.array([0.0, 0.25, 0.5, 1.0, -0.1, 1.7, 0.998])
+    assert quantize(values, np.uint8).tolist() == [0, 64, 128, 255, 0, 255, 254]
+    assert quantize(values, np.uint16).tolist() == [0, 16384, 32768, 65535, 0, 65535, 65404]
+    every = np.arange(65536, dtype=np.uint16)
+    assert np.array_equal(to_8bit(every), np.floor(every / 65535 * 255 + 0.5).astype(np.uint8))
+    assert np.array_equal(fivek.to_uint8(values), quantize(values, np.uint8))

@@ -79,7 +79,8 @@ from PIL import Image
 
 from uegan.errors import UserError
 from uegan.io.budget import check_aspect
-from uegan.io.color import (PROPHOTO_GAMMA, PROPHOTO_TO_LINEAR_SRGB, prophoto_to_srgb,
+# the colour functions live in uegan.io.color and uegan.io.icc; names kept here for importers
+from uegan.io.color import (PROPHOTO_GAMMA, PROPHOTO_TO_LINEAR_SRGB, prophoto_to_srgb,  # noqa: F401
                             prophoto_to_srgb_strips, srgb_encode)
 from uegan.io.files import atomic_path
 from uegan.io.icc import classify_icc
