@@ -182,7 +182,7 @@ def _tiff16(data: bytes, path: Path, budget: ReadBudget) -> _Pixels:
         if page.compression in _TIFF_DEFLATE:
             segment = 2 * page.samplesperpixel * (
                 page.tilewidth * page.tilelength * max(1, page.tiledepth) if page.is_tiled
-                else page.imagewidth * page.rowsperstrip)
+                else page.imagewidth * min(page.rowsperstrip, page.imagelength))
             for offset, count in zip(page.dataoffsets, page.databytecounts):
                 inflate_bounded([data[offset:offset + count]], segment, path, exact=False)
         try:
