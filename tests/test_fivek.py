@@ -22,6 +22,7 @@ from PIL import Image, ImageCms, ImageOps
 from uegan.apps import fivek
 from uegan.cli import main
 from uegan.errors import UserError
+from uegan.io.exif import apply_orientation
 
 # Lindbloom: linear ProPhoto RGB -> XYZ (D50), Bradford D50 -> D65, XYZ (D65) -> linear sRGB
 PROPHOTO_TO_XYZ = np.array([[0.7976749, 0.1351917, 0.0313534],
@@ -43,8 +44,10 @@ def reference_prophoto_to_srgb(rgb) -> np.ndarray:
                     1.055 * srgb_linear ** (1 / 2.4) - 0.055)
 
 
-def prophoto_icc(description: str = "ProPhoto RGB (uegan test)") -> bytes:
-    """A version 2 matrix/shaper ICC profile of ProPhoto RGB: D50 colorants, gamma 1.8 curves."""
+def prophoto_icc(description: str = "ProPhoto RGB (uegan test)", colorants=PROPHOTO_TO_XYZ,
+                 gamma: float | None = 1.8) -> bytes:
+    """A version 2 matrix/shaper ICC profile of ProPhoto RGB: D50 colorants, gamma 1.8 curves
+    (other colorants and gamma when given; ``gamma=None`` leaves the curves out)."""
     def s15(v: float) -> bytes:
         return struct.pack(">i", int(round(v * 65536)))
 
@@ -54,11 +57,12 @@ def prophoto_icc(description: str = "ProPhoto RGB (uegan test)") -> bytes:
     text = description.encode("ascii") + b"\0"
     desc = (b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text
             + struct.pack(">II", 0, 0) + struct.pack(">HB", 0, 0) + b"\0" * 67)
-    curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, int(round(1.8 * 256))) + b"\0\0"
-    tags = [(b"desc", desc), (b"wtpt", xyz_tag(PROPHOTO_TO_XYZ.sum(axis=1))),
-            (b"rXYZ", xyz_tag(PROPHOTO_TO_XYZ[:, 0])), (b"gXYZ", xyz_tag(PROPHOTO_TO_XYZ[:, 1])),
-            (b"bXYZ", xyz_tag(PROPHOTO_TO_XYZ[:, 2])), (b"rTRC", curve), (b"gTRC", curve),
-            (b"bTRC", curve), (b"cprt", b"text\0\0\0\0no copyright\0")]
+    tags = [(b"desc", desc), (b"wtpt", xyz_tag(colorants.sum(axis=1))),
+            (b"rXYZ", xyz_tag(colorants[:, 0])), (b"gXYZ", xyz_tag(colorants[:, 1])),
+            (b"bXYZ", xyz_tag(colorants[:, 2])), (b"cprt", b"text\0\0\0\0no copyright\0")]
+    if gamma is not None:
+        curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, int(round(gamma * 256))) + b"\0\0"
+        tags += [(b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
     offset = 128 + 4 + 12 * len(tags)
     table, data = b"", b""
     for signature, body in tags:
@@ -73,6 +77,14 @@ def prophoto_icc(description: str = "ProPhoto RGB (uegan test)") -> bytes:
               + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48)
     assert len(header) == 128
     return header + body
+
+
+def srgb_linear_icc() -> bytes:
+    """sRGB's colorants (Lindbloom's D50-adapted sRGB matrix) with linear curves."""
+    srgb_d50 = np.array([[0.4360747, 0.3850649, 0.1430804],
+                         [0.2225045, 0.7168786, 0.0606169],
+                         [0.0139322, 0.0971045, 0.7141733]])
+    return prophoto_icc("sRGB linear", colorants=srgb_d50, gamma=1.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,7 +128,10 @@ def test_matches_littlecms_with_a_prophoto_icc_profile():
 def test_icc_profiles_are_recognised():
     assert fivek.classify_icc(prophoto_icc()) == "prophoto"
     assert fivek.classify_icc(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()) == "srgb"
-    assert fivek.classify_icc(prophoto_icc("Adobe RGB (1998)")) == "Adobe RGB (1998)"
+    # judged by content, not by name: a ProPhoto profile called "Adobe RGB" is ProPhoto, and a
+    # linear profile called "sRGB linear" (sRGB primaries, gamma 1.0) is not sRGB
+    assert fivek.classify_icc(prophoto_icc("Adobe RGB (1998)")) == "prophoto"
+    assert fivek.classify_icc(srgb_linear_icc()) == "sRGB linear"
     assert fivek.classify_icc(None) is None
 
 
@@ -129,7 +144,7 @@ def test_tiff_orientation_matches_pillow(orientation):
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", exif=exif)
     expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(buffer.getvalue()))))
-    assert np.array_equal(fivek._orient(array, orientation), expected)
+    assert np.array_equal(apply_orientation(array, orientation), expected)
 
 
 def test_resize_and_crop():
@@ -304,8 +319,10 @@ def test_prepare_fivek_conflicts_changes_and_val_count(fake_fivek):
 
 def test_prepare_fivek_refuses_other_profiles_and_duplicates(fake_fivek):
     inputs, expert, out = fake_fivek
+    # a profile that cannot be applied (no tone curves) is refused, named in the message
     tifffile.imwrite(inputs / "a2252-adobe.tif", two_halves(520, 520, RED_16, BLUE_16, np.uint16),
-                     photometric="rgb", extratags=[(34675, "B", 0, prophoto_icc("Adobe RGB (1998)"), True)])
+                     photometric="rgb",
+                     extratags=[(34675, "B", 0, prophoto_icc("Adobe RGB (1998)", gamma=None), True)])
     write_8bit(expert / "a0002-second-copy.jpg", 520, 520, 11)
     report = fivek.prepare_fivek(inputs, expert, out)
     assert "train/low/a2252-adobe.png" in report.failed

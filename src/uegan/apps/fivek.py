@@ -22,10 +22,15 @@ study's table is computed on ``test/`` with the final checkpoint. ``val_count=0`
 **Files.** Sources are matched by the FiveK id at the start of their names (``a0001-...``,
 any letter case), in the folders given and their subfolders. Accepted: 8-bit PNG, JPEG or TIFF
 (sRGB), and 16-bit TIFF in ProPhoto RGB, the form in which FiveK distributes the experts'
-retouches. The colour space comes from the embedded ICC profile when there is one (sRGB or
-ProPhoto RGB/ROMM; any other profile is refused); untagged 16-bit TIFFs are taken as ProPhoto RGB
-and untagged 8-bit files as sRGB. Outputs are 8-bit sRGB PNG named after the source (test and
-validation pairs both after the input's name, so that evaluation pairs them by name).
+retouches. Files are read by the project's one reader
+(:func:`uegan.io.reader.read_photo`). The colour space comes from the embedded ICC profile
+when there is one, judged by its content, not its name (ProPhoto RGB/ROMM is converted as below,
+any other profile the reader can apply is converted to sRGB, one it cannot apply is refused);
+untagged 16-bit colour TIFFs are taken as ProPhoto RGB and other untagged files as sRGB.
+Strips (an aspect ratio over :data:`uegan.io.budget.MAX_ASPECT_RATIO`) are refused before
+resizing.
+Outputs are 8-bit sRGB PNG named after the source (test and validation pairs both after the
+input's name, so that evaluation pairs them by name).
 
 **ProPhoto RGB to sRGB** (:func:`prophoto_to_srgb`), in float64: decode the ProPhoto values
 with gamma 1.8 (the curve of the "ProPhoto RGB" ICC profile that Adobe Lightroom embeds in
@@ -70,10 +75,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from uegan.errors import UserError
+from uegan.io.budget import check_aspect
+# the colour functions live in uegan.io.color and uegan.io.icc; names kept here for importers
+from uegan.io.color import (PROPHOTO_GAMMA, PROPHOTO_TO_LINEAR_SRGB, prophoto_to_srgb,  # noqa: F401
+                            prophoto_to_srgb_strips, srgb_encode)
 from uegan.io.files import atomic_path
+from uegan.io.icc import classify_icc
+from uegan.io.quantize import quantize, to_unit
+from uegan.io.reader import read_photo
 
 log = logging.getLogger(__name__)
 
@@ -117,161 +129,33 @@ def val_ids(count: int) -> list[int]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Colour: ProPhoto RGB (ROMM RGB, D50) -> sRGB (IEC 61966-2-1, D65)
+# Reading a source file: through the one reader (uegan.io.reader), colour from uegan.io.color
 # ---------------------------------------------------------------------------------------------
-
-ROMM_PRIMARIES_XY = ((0.7347, 0.2653), (0.1596, 0.8404), (0.0366, 0.0001))
-D50_XY = (0.3457, 0.3585)
-SRGB_PRIMARIES_XY = ((0.6400, 0.3300), (0.3000, 0.6000), (0.1500, 0.0600))
-D65_XY = (0.3127, 0.3290)
-PROPHOTO_GAMMA = 1.8
-BRADFORD = np.array([[0.8951, 0.2664, -0.1614],
-                     [-0.7502, 1.7135, 0.0367],
-                     [0.0389, -0.0685, 1.0296]])
-
-
-def xy_to_xyz(xy: tuple[float, float]) -> np.ndarray:
-    """Chromaticity (x, y) -> XYZ with Y = 1."""
-    x, y = xy
-    return np.array([x / y, 1.0, (1.0 - x - y) / y])
-
-
-def rgb_to_xyz_matrix(primaries_xy, white_xy) -> np.ndarray:
-    """The 3x3 matrix taking linear RGB to XYZ for these primaries, white (1,1,1) -> white (Y=1)."""
-    columns = np.stack([xy_to_xyz(p) for p in primaries_xy], axis=1)
-    scale = np.linalg.solve(columns, xy_to_xyz(white_xy))
-    return columns * scale
-
-
-def bradford_matrix(source_white_xy, target_white_xy) -> np.ndarray:
-    """Bradford chromatic adaptation of XYZ from one white to another."""
-    source = BRADFORD @ xy_to_xyz(source_white_xy)
-    target = BRADFORD @ xy_to_xyz(target_white_xy)
-    return np.linalg.inv(BRADFORD) @ np.diag(target / source) @ BRADFORD
-
-
-PROPHOTO_TO_XYZ_D50 = rgb_to_xyz_matrix(ROMM_PRIMARIES_XY, D50_XY)
-SRGB_TO_XYZ_D65 = rgb_to_xyz_matrix(SRGB_PRIMARIES_XY, D65_XY)
-D50_TO_D65 = bradford_matrix(D50_XY, D65_XY)
-PROPHOTO_TO_LINEAR_SRGB = np.linalg.inv(SRGB_TO_XYZ_D65) @ D50_TO_D65 @ PROPHOTO_TO_XYZ_D50
-
-
-def srgb_encode(linear: np.ndarray) -> np.ndarray:
-    """The sRGB transfer curve (IEC 61966-2-1) on values in [0, 1]."""
-    linear = np.clip(linear, 0.0, 1.0)
-    return np.where(linear <= 0.0031308, 12.92 * linear,
-                    1.055 * np.power(linear, 1 / 2.4) - 0.055)
-
-
-def prophoto_to_srgb(rgb: np.ndarray) -> np.ndarray:
-    """ProPhoto RGB values in [0, 1] (..., 3) -> sRGB values in [0, 1], float64."""
-    values = np.clip(np.asarray(rgb, dtype=np.float64), 0.0, 1.0)
-    linear = np.power(values, PROPHOTO_GAMMA) @ PROPHOTO_TO_LINEAR_SRGB.T
-    return srgb_encode(linear)
-
-
-def _prophoto_to_srgb_chunked(values: np.ndarray, scale: float, rows: int = 256) -> np.ndarray:
-    """Convert a large H x W x 3 integer array in row chunks (float64 math, float32 result)."""
-    out = np.empty(values.shape, dtype=np.float32)
-    for top in range(0, values.shape[0], rows):
-        out[top:top + rows] = prophoto_to_srgb(values[top:top + rows] / scale)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading a source file
-# ---------------------------------------------------------------------------------------------
-
-def classify_icc(icc: bytes | None) -> str | None:
-    """"prophoto", "srgb", another profile's description, or None for no profile."""
-    if not icc:
-        return None
-    description = ""
-    try:
-        from PIL import ImageCms
-        description = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc)))
-    except Exception:  # no littlecms, or a profile it cannot parse: look at the raw bytes
-        description = icc[:4096].replace(b"\x00", b"").decode("latin-1", "replace")
-    lowered = description.lower()
-    if "prophoto" in lowered or "romm" in lowered:
-        return "prophoto"
-    if "srgb" in lowered or "61966" in lowered:
-        return "srgb"
-    return description.strip() or "an unnamed ICC profile"
-
-
-def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
-    """Apply a TIFF/EXIF orientation tag (1..8) to an H x W x C array, as Pillow does."""
-    ops = {
-        2: lambda a: a[:, ::-1],
-        3: lambda a: a[::-1, ::-1],
-        4: lambda a: a[::-1],
-        5: lambda a: a.transpose(1, 0, 2),
-        6: lambda a: np.rot90(a, -1),
-        7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
-        8: lambda a: np.rot90(a, 1),
-    }
-    op = ops.get(int(orientation))
-    return np.ascontiguousarray(op(array)) if op else array
-
-
-def _read_tiff(data: bytes, name: str) -> tuple[np.ndarray, str | None]:
-    import tifffile
-
-    with tifffile.TiffFile(io.BytesIO(data)) as tiff:
-        page = tiff.pages[0]
-        array = page.asarray()
-        axes = page.axes
-        icc_tag = page.tags.get("InterColorProfile")
-        orientation_tag = page.tags.get("Orientation")
-        icc = bytes(icc_tag.value) if icc_tag is not None else None
-        orientation = int(orientation_tag.value) if orientation_tag is not None else 1
-    if "S" in axes and axes.index("S") < axes.index("Y"):  # planar configuration
-        array = np.moveaxis(array, axes.index("S"), -1)
-    if array.ndim == 2:
-        array = np.repeat(array[:, :, None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] < 3:
-        raise UserError(f"{name}: expected an RGB TIFF, got shape {array.shape}")
-    return _orient(array[:, :, :3], orientation), icc
-
 
 def read_source(path: Path, data: bytes | None = None) -> tuple[np.ndarray, str]:
-    """A source file as H x W x 3 float32 sRGB values in [0, 1], and its colour space in words."""
-    data = path.read_bytes() if data is None else data
-    if path.suffix.lower() in {".tif", ".tiff"}:
-        try:
-            array, icc = _read_tiff(data, str(path))
-        except UserError:
-            raise
-        except Exception as error:
-            raise UserError(f"{path}: cannot read TIFF ({error})") from error
+    """A source file as H x W x 3 float32 sRGB values in [0, 1], and its colour space in words.
+
+    Read by :func:`uegan.io.reader.read_photo` (orientation, ICC profile judged by its content,
+    16-bit, grayscale, CMYK); an untagged 16-bit colour TIFF is taken as ProPhoto RGB (FiveK's
+    convention) and converted here. A profile the reader cannot apply is refused.
+    """
+    photo = read_photo(path, data=data)
+    bits = photo.bit_depth
+    if photo.profile == "ignored":
+        raise UserError(f"{path}: colour profile {photo.converted_from!r} cannot be applied: "
+                        f"export the image as sRGB or ProPhoto RGB")
+    if photo.profile == "untagged" and bits == 16 and photo.format == "tiff" and not photo.grayscale:
+        return (prophoto_to_srgb_strips(photo.rgb, 65535.0),
+                "untagged 16-bit, taken as ProPhoto RGB")
+    if photo.profile == "untagged":
+        how = f"untagged {bits}-bit, taken as sRGB"
+    elif photo.profile == "srgb":
+        how = f"{bits}-bit sRGB (ICC profile)"
+    elif classify_icc(photo.icc) == "prophoto":
+        how = f"{bits}-bit ProPhoto RGB (ICC profile {photo.converted_from!r})"
     else:
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                icc = image.info.get("icc_profile")
-                image = ImageOps.exif_transpose(image)
-                array = np.asarray(image.convert("RGB"), dtype=np.uint8)
-        except (OSError, ValueError, Image.DecompressionBombError) as error:
-            raise UserError(f"{path}: cannot read image ({error})") from error
-    if array.dtype == np.uint8:
-        scale, bits = 255.0, 8
-    elif array.dtype == np.uint16:
-        scale, bits = 65535.0, 16
-    else:
-        raise UserError(f"{path}: unsupported sample type {array.dtype} (export 8-bit or 16-bit)")
-    profile = classify_icc(icc)
-    if profile is None:
-        space = "prophoto" if bits == 16 else "srgb"
-        how = f"untagged {bits}-bit, taken as {'ProPhoto RGB' if space == 'prophoto' else 'sRGB'}"
-    elif profile in ("prophoto", "srgb"):
-        space = profile
-        how = f"{bits}-bit {'ProPhoto RGB' if space == 'prophoto' else 'sRGB'} (ICC profile)"
-    else:
-        raise UserError(f"{path}: colour profile {profile!r} is not supported: export the image "
-                        f"as sRGB or ProPhoto RGB")
-    if space == "prophoto":
-        return _prophoto_to_srgb_chunked(array, scale), how
-    return (array / np.float32(scale)).astype(np.float32), how
+        how = f"{bits}-bit {photo.converted_from}, converted to sRGB"
+    return to_unit(photo.rgb), how
 
 
 def resize_short_edge(image: np.ndarray, short: int = SHORT_EDGE) -> np.ndarray:
@@ -298,13 +182,14 @@ def center_crop(image: np.ndarray, size: int = TEST_SIZE) -> np.ndarray:
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """[0, 1] floats -> 8-bit, ``floor(v * 255 + 0.5)``."""
-    return np.floor(np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    """[0, 1] floats -> 8-bit, ``floor(v * 255 + 0.5)`` (:func:`uegan.io.quantize.quantize`)."""
+    return quantize(image, np.uint8)
 
 
 def prepare_image(path: Path, crop: bool, data: bytes | None = None) -> tuple[np.ndarray, str]:
     """One output image (8-bit sRGB) from a source file: short edge 512, centre crop if ``crop``."""
     image, how = read_source(path, data)
+    check_aspect(path, image.shape[1], image.shape[0])  # before a strip is scaled up whole
     image = resize_short_edge(image, SHORT_EDGE)
     if crop:
         image = center_crop(image, TEST_SIZE)

@@ -1,14 +1,53 @@
-"""Safe file writing: outputs appear complete or not at all, and nothing is overwritten by accident."""
+"""Safe file writing: outputs appear complete or not at all, and nothing is overwritten by accident.
+
+A file written here gets the permissions any new file of the user gets (``0666`` less the
+umask), not the ``0600`` of a temporary file, and messages about it name the file the user
+asked for, never the temporary file beside it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from uegan.errors import UserError
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def real_path(path: str | Path) -> Path:
+    """The file a temporary path of :func:`atomic_path` stands for (other paths unchanged)."""
+    path = Path(path)
+    match = _TEMPORARY.match(path.name)
+    return path.with_name(match.group("name")) if match else path
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+def _name_the_real_file(error: BaseException, temporary: Path, target: Path) -> None:
+    """Make an error raised while writing ``temporary`` name ``target`` instead."""
+    if isinstance(error, OSError):
+        for attribute in ("filename", "filename2"):
+            if getattr(error, attribute, None) in (str(temporary), temporary):
+                setattr(error, attribute, str(target))
+    if error.args and isinstance(error.args[0], str) and str(temporary) in error.args[0]:
+        error.args = (error.args[0].replace(str(temporary), str(target)),) + error.args[1:]
 
 
 @contextlib.contextmanager
@@ -29,9 +68,14 @@ def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     os.close(handle)
     temp_path = Path(temporary)
     try:
-        yield temp_path
-        with open(temp_path, "rb") as written:
-            os.fsync(written.fileno())
+        try:
+            yield temp_path
+            os.chmod(temp_path, 0o666 & ~current_umask())
+            with open(temp_path, "rb") as written:
+                os.fsync(written.fileno())
+        except Exception as error:
+            _name_the_real_file(error, temp_path, target)
+            raise
         if overwrite:
             os.replace(temp_path, target)
         else:

@@ -12,7 +12,7 @@ batch.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,14 +22,15 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from uegan.errors import UserError
-from uegan.io.images import find_images, images_by_stem, load_rgb8
+from uegan.io.budget import check_aspect
+from uegan.io.errors import PhotoError
+from uegan.io.listing import find_images, images_by_stem
+from uegan.io.reader import load_rgb8, probe_size, read_photo
 
 log = logging.getLogger(__name__)
 
 LOW, HIGH = 0, 1  # stream ids (part of the seeds)
 STREAM_NAMES = {LOW: "low", HIGH: "high"}
-_EXIF_ORIENTATION = 0x0112
-_TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}  # rotated by 90 degrees: width and height swap
 MAX_LISTED = 20
 
 
@@ -46,34 +47,37 @@ class ImageInfo:
         return min(self.width, self.height)
 
 
-def read_header(path: Path) -> ImageInfo:
-    """Size of an image from its header only (no decoding); raises on an unreadable file."""
-    with Image.open(path) as image:
-        width, height = image.size
-        try:
-            orientation = image.getexif().get(_EXIF_ORIENTATION)
-        except Exception:  # a broken EXIF block does not stop decoding later
-            orientation = None
-    if width < 1 or height < 1:
-        raise ValueError("empty image")
-    if orientation in _TRANSPOSED_ORIENTATIONS:
-        width, height = height, width
+def read_header(path: Path, decode: bool = False) -> ImageInfo:
+    """Size of an image as the one reader sees it; a PhotoError on a file it would refuse.
+
+    From the header only (the reader's budget and format checks), or (``decode``) by decoding
+    the whole file, which also finds truncated and corrupt pixel data. Strips (an aspect ratio
+    over :data:`uegan.io.budget.MAX_ASPECT_RATIO`) are refused: small ones would be upscaled
+    whole before cropping.
+    """
+    if decode:
+        height, width = read_photo(path).rgb.shape[:2]
+    else:
+        width, height = probe_size(path)
+    check_aspect(path, width, height)
     return ImageInfo(path, width, height)
 
 
-def scan_images(folder: str | Path, what: str, skip_bad: bool = False) -> list[ImageInfo]:
-    """Every image under ``folder``, checked by its header.
+def scan_images(folder: str | Path, what: str, skip_bad: bool = False,
+                exclude: Iterable[Path] = ()) -> list[ImageInfo]:
+    """Every image under ``folder`` (none inside a folder of ``exclude``), checked.
 
     Unreadable files are listed in one UserError, or (``skip_bad``) left out with a warning that
-    counts them.
+    names them; with ``skip_bad`` every file is decoded in full, so that a truncated file is
+    found here and not at the step that first draws it.
     """
     good: list[ImageInfo] = []
     bad: list[str] = []
-    for path in find_images(folder):
+    for path in find_images(folder, exclude):
         try:
-            good.append(read_header(path))
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-            bad.append(f"{path} ({error.__class__.__name__}: {error})")
+            good.append(read_header(path, decode=skip_bad))
+        except PhotoError as error:
+            bad.append(str(error))
     if bad:
         listed = "\n  ".join(bad[:MAX_LISTED])
         more = f"\n  ... and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
@@ -226,11 +230,13 @@ class ValidationPair:
     label: Path
 
 
-def scan_validation(low_folder: str | Path, label_folder: str | Path, skip_bad: bool = False
-                    ) -> list[ValidationPair]:
+def scan_validation(low_folder: str | Path, label_folder: str | Path, skip_bad: bool = False,
+                    exclude: Iterable[Path] = ()) -> list[ValidationPair]:
     """Inputs and labels matched by file stem, checked by header (sizes must agree)."""
-    low = {info.path.stem: info for info in scan_images(low_folder, "validation input", skip_bad)}
-    labels = {info.path.stem: info for info in scan_images(label_folder, "validation label", skip_bad)}
+    low = {info.path.stem: info
+           for info in scan_images(low_folder, "validation input", skip_bad, exclude)}
+    labels = {info.path.stem: info
+              for info in scan_images(label_folder, "validation label", skip_bad, exclude)}
     images_by_stem(info.path for info in low.values())
     images_by_stem(info.path for info in labels.values())
     unmatched = sorted(set(low) - set(labels))

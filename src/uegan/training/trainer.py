@@ -259,8 +259,9 @@ class Trainer:
 
     def _scan_data(self) -> tuple[list, list, list[ValidationPair]]:
         config = self.config
-        low = scan_images(config.low, "low-quality", config.skip_bad_images)
-        high = scan_images(config.high, "high-quality", config.skip_bad_images)
+        own = [self.run_dir]  # a run folder inside a data folder: its images are never data
+        low = scan_images(config.low, "low-quality", config.skip_bad_images, exclude=own)
+        high = scan_images(config.high, "high-quality", config.skip_bad_images, exclude=own)
         for what, images in (("low-quality", low), ("high-quality", high)):
             upscaled = count_upscaled(images, config.crop_size)
             if upscaled:
@@ -268,7 +269,8 @@ class Trainer:
                          upscaled, len(images), what, config.crop_size)
         pairs: list[ValidationPair] = []
         if config.val_low is not None:
-            pairs = scan_validation(config.val_low, config.val_label, config.skip_bad_images)
+            pairs = scan_validation(config.val_low, config.val_label, config.skip_bad_images,
+                                    exclude=own)
         return low, high, pairs
 
     def _acceleration(self) -> TrainingAcceleration:
