@@ -374,3 +374,11 @@ def format_summary(result: EvaluationResult) -> str:
     if result.problems:
         lines.append(f"{len(result.problems)} files not evaluated (listed above)")
     return "\n".join(lines)
+
+
+def score_pair(pred: np.ndarray, label: np.ndarray,
+               protocol: metrics.SsimProtocol = "published") -> dict[str, float]:
+    """PSNR, SSIM and CIEDE2000 of an 8-bit H x W x 3 image against its label, both in memory
+    (for callers that hold the arrays, such as ``uegan demo``; :func:`evaluate` reads folders)."""
+    return {"psnr": metrics.psnr(pred, label), "ssim": metrics.ssim(pred, label, protocol=protocol),
+            "ciede2000": metrics.ciede2000(pred, label)}
