@@ -5,16 +5,17 @@ A run folder (written by ``uegan train``) holds:
 - ``config.json``: the resolved training configuration, with at least ``variant`` and ``seed``;
 - ``metrics.jsonl``: one JSON object per line; ``{"kind": "train", "step", "epoch", "d_loss",
   "g_loss", "g_adv_loss", "g_fidelity_loss", "g_identity_loss", ...}`` and ``{"kind": "val",
-  "step", "epoch", "psnr", "ssim", "ciede2000"?, "nima"?}`` (runs written before CIEDE2000 was
-  measured have no ``ciede2000``: the report shows "—" for it);
+  "step", "epoch", "psnr", "ssim", "ciede2000"?, "nima"?}`` (a run that did not log
+  ``ciede2000`` shows "—" for it);
 - optionally ``val_images/epoch_XXXX/<stem>.png``: validation outputs of that epoch.
 
 :func:`build_report` writes ``report.md`` (variant | PSNR | SSIM | CIEDE2000 | NIMA at the best and
 at the last validated epoch; CIEDE2000 is a colour difference, lower is better, and the best epoch
-by it is the lowest), ``validation_curves.png`` and ``loss_curves.png`` (with matplotlib, the
+by it is the lowest; with several random seeds of a variant, the one seed table of
+:mod:`uegan.apps.seeds`), ``validation_curves.png`` and ``loss_curves.png`` (with matplotlib, the
 optional extra ``uegan[plot]``; without it they are skipped and the report says so) and
 ``grid.png`` (input | each run | label for a few validation images; needs the validation input
-and label folders).
+and label folders). The pictures are drawn by :mod:`uegan.apps.report_figures`.
 """
 
 from __future__ import annotations
@@ -227,7 +228,7 @@ def build_report(config: ReportConfig) -> ReportResult:
            f"training; the best epoch is the one with the {_best_word(config.best_by)} "
            f"{config.best_by.upper()}. CIEDE2000 is the mean colour difference to the labels "
            "(lower is better). A dash (—) marks a figure the run did not log (NIMA without its "
-           "weights, CIEDE2000 in runs from before it was measured).", ""]
+           "weights, CIEDE2000 in runs that did not log it).", ""]
     md += ["## Validation metrics", "", *results_table(runs, config.best_by), ""]
     if any(not run.val for run in runs):
         empty = ", ".join(f"`{run.path}`" for run in runs if not run.val)

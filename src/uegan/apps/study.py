@@ -3,8 +3,8 @@ the spread between random seeds.
 
 :func:`run_study` trains each variant with N random seeds, one after another in this process or
 each as a ``torchrun`` job, into ``ROOT/<variant>/seed<k>/`` (ordinary ``uegan train`` run
-folders), then writes the report of ``uegan report`` over all of them, the seed figure and
-``study.json``. Each run is validated on the paired validation set after its last step; the
+folders), then writes the report of ``uegan report`` over all of them, the figure of the random
+seeds and ``study.json``. Each run is validated on the paired validation set after its last step; the
 study uses that last validation (not the best epoch, which is selected on the same images). The
 statistics and the comparison rule are those of :mod:`uegan.apps.seeds`.
 
@@ -151,7 +151,7 @@ def torchrun_command(plan: StudyPlan, variant: str, seed: int, resume: bool) -> 
 
 def _shared_vgg(plan: StudyPlan) -> Any:
     """One VGG19 for every in-process run: loaded once, and, for ``random``, the same random
-    network for every seed (a trainer that builds it itself seeds it with the run's seed)."""
+    network for every random seed (a trainer that builds it itself seeds it with the run's own)."""
     config = resolve_train_config(plan.preset, {k: v for k, v in plan.train_options.items()
                                                 if v is not None},
                                   parse_set_options(list(plan.set_values)))
