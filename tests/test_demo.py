@@ -158,3 +158,26 @@ def test_demo_enhances_every_measure(tmp_path, capsys):
     assert ours["ssim"] > before["ssim"], (before, ours)
     assert ours["ciede2000"] < before["ciede2000"] - 0.5, (before, ours)
     assert results["improves"][RECOMMENDED] == {"psnr": True, "ssim": True, "ciede2000": True}
+
+
+def test_threads_are_timed_on_a_trainer_that_is_never_fitted(tmp_path):
+    """Without --threads the demo times a training step of the trainer's own networks (built from
+    the demo's settings and data, never fitted: nothing is written to its run folder)."""
+    import os
+
+    import torch
+
+    from uegan.training.trainer import Trainer
+
+    settings = demo.DemoSettings(compare_with=None, low_copies=1, held_out_copies=1, progress=False)
+    data = demo.build_dataset(tmp_path / "data", low_copies=1, held_out_copies=1)
+    vgg, _ = demo.find_vgg(None)
+    probe = Trainer(demo.train_config(settings, data, tmp_path / "run", settings.variant, 1), vgg=vgg)
+    before = [p.detach().clone() for p in probe.generator.parameters()]
+    threads, seconds = demo.choose_threads(probe, settings)
+    assert threads in {1, torch.get_num_threads(), os.cpu_count()} and seconds > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, probe.generator.parameters()))
+    assert not (tmp_path / "run").exists()
+    # --threads given: nothing is timed
+    given = demo.DemoSettings(threads=3)
+    assert demo.choose_threads(probe, given)[0] == 3

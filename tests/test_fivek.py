@@ -11,7 +11,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import re
+import resource
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +24,8 @@ import pytest
 import tifffile  # a dependency of uegan: missing, these tests fail, not skip
 from PIL import Image, ImageCms, ImageOps
 
-from uegan.apps import fivek
+import uegan
+from uegan.apps import fivek, fivek_prepare
 from uegan.cli import main
 from uegan.errors import UserError
 from uegan.io.exif import apply_orientation
@@ -292,29 +298,29 @@ def test_prepare_fivek_split(fake_fivek, capsys):
 
 def test_prepare_fivek_conflicts_changes_and_val_count(fake_fivek):
     inputs, expert, out = fake_fivek
-    fivek.prepare_fivek(inputs, expert, out)
+    fivek_prepare.prepare_fivek(inputs, expert, out)
     # an output edited by hand is reported and kept, unless --overwrite
     edited = out / "train/low/a4500-low.png"
     edited.write_bytes(b"not a png")
-    report = fivek.prepare_fivek(inputs, expert, out)
+    report = fivek_prepare.prepare_fivek(inputs, expert, out)
     assert report.conflicts == ["train/low/a4500-low.png"] and not report.written and not report.ok
     assert edited.read_bytes() == b"not a png"
-    report = fivek.prepare_fivek(inputs, expert, out, overwrite=True)
+    report = fivek_prepare.prepare_fivek(inputs, expert, out, overwrite=True)
     assert report.written == ["train/low/a4500-low.png"] and report.ok
     # a changed source is redone; a merely touched one is not
     write_8bit(inputs / "a4500-low.png", 512, 640, 99)
-    report = fivek.prepare_fivek(inputs, expert, out, overwrite=True)
+    report = fivek_prepare.prepare_fivek(inputs, expert, out, overwrite=True)
     assert report.written == ["train/low/a4500-low.png"]
     touched = inputs / "a2251-low.tiff"
     touched.touch()
-    assert fivek.prepare_fivek(inputs, expert, out).written == []
+    assert fivek_prepare.prepare_fivek(inputs, expert, out).written == []
     # a smaller validation subset removes our own copies that are no longer part of it
-    report = fivek.prepare_fivek(inputs, expert, out, val_count=10)   # a4501, a4551, ...
+    report = fivek_prepare.prepare_fivek(inputs, expert, out, val_count=10)   # a4501, a4551, ...
     assert report.removed == ["val/label/a4511-pair.png", "val/low/a4511-pair.png"]
     assert sorted(p.name for p in (out / "val/low").iterdir()) == ["a4501-pair.png"]
     # a stranger's file in an output folder is reported
     (out / "train/high/holiday.png").write_bytes(b"x")
-    assert fivek.prepare_fivek(inputs, expert, out, val_count=10).stale == ["train/high/holiday.png"]
+    assert fivek_prepare.prepare_fivek(inputs, expert, out, val_count=10).stale == ["train/high/holiday.png"]
 
 
 def test_prepare_fivek_refuses_other_profiles_and_duplicates(fake_fivek):
@@ -324,21 +330,21 @@ def test_prepare_fivek_refuses_other_profiles_and_duplicates(fake_fivek):
                      photometric="rgb",
                      extratags=[(34675, "B", 0, prophoto_icc("Adobe RGB (1998)", gamma=None), True)])
     write_8bit(expert / "a0002-second-copy.jpg", 520, 520, 11)
-    report = fivek.prepare_fivek(inputs, expert, out)
+    report = fivek_prepare.prepare_fivek(inputs, expert, out)
     assert "train/low/a2252-adobe.png" in report.failed
     assert "Adobe RGB (1998)" in report.failed["train/low/a2252-adobe.png"]
     assert report.duplicates["expert-c"] == {"a0002": ["a0002-second-copy.jpg", "a0002-second.png"]}
     assert not (out / "train/high/a0002-second.png").exists()
     with pytest.raises(UserError, match="does not exist"):
-        fivek.prepare_fivek(inputs / "nope", expert, out)
+        fivek_prepare.prepare_fivek(inputs / "nope", expert, out)
     with pytest.raises(UserError, match="must not lie inside"):
-        fivek.prepare_fivek(inputs, expert, inputs / "out")
+        fivek_prepare.prepare_fivek(inputs, expert, inputs / "out")
 
 
 def test_prepare_fivek_in_parallel_gives_the_same_files(fake_fivek, tmp_path):
     inputs, expert, out = fake_fivek
-    fivek.prepare_fivek(inputs, expert, out, workers=1)
-    fivek.prepare_fivek(inputs, expert, tmp_path / "parallel", workers=2)
+    fivek_prepare.prepare_fivek(inputs, expert, out, workers=1)
+    fivek_prepare.prepare_fivek(inputs, expert, tmp_path / "parallel", workers=2)
     assert (json.loads((out / "manifest.json").read_text())["files"]
             == json.loads((tmp_path / "parallel" / "manifest.json").read_text())["files"])
 
@@ -439,3 +445,58 @@ def test_outputs_that_left_the_split_are_removed_and_the_others_kept(fake_fivek,
     kept = [line for line in printed.splitlines() if line.startswith("KEPT")]
     assert len(kept) == 1 and "source a4511 is missing" in kept[0]
     assert "kept the earlier test/low/a4511-pair.png;" in kept[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# folders and sources that would give a wrong or a huge split
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["same", "expert inside inputs", "inputs inside expert",
+                                    "out inside inputs", "out inside expert"])
+def test_overlapping_folders_are_refused(fake_fivek, capsys, layout):
+    inputs, expert, out = fake_fivek
+    if layout == "same":
+        expert = inputs                      # labels would be built from the inputs
+    elif layout == "expert inside inputs":
+        expert = inputs / "expertC"
+        expert.mkdir()
+        write_8bit(expert / "a0001-x.png", 520, 520, 1)
+    elif layout == "inputs inside expert":
+        inputs = expert / "sub"
+    elif layout == "out inside inputs":
+        out = inputs / "split"
+    else:
+        out = expert / "split"
+    code = main(["prepare-fivek", "--inputs", str(inputs), "--expert-c", str(expert), "--out", str(out),
+                 "--workers", "1", "--allow-missing"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and ("--out" if layout.startswith("out") else "--expert-c") in err[0]
+    assert not out.exists()
+
+
+MEMORY_LIMIT = 1536 << 20   # bytes of address space: enough for the command, far too little
+                            # for a 3000 x 1 source resized to a short edge of 512
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
+def test_a_source_of_absurd_shape_fails_alone_before_resizing(fake_fivek):
+    inputs, expert, out = fake_fivek
+    Image.fromarray(np.zeros((1, 3000, 3), np.uint8)).save(inputs / "a2252-thin.png")
+    src = str(Path(uegan.__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run(
+        [sys.executable, "-m", "uegan", "--quiet", "prepare-fivek", "--inputs", str(inputs),
+         "--expert-c", str(expert), "--out", str(out), "--workers", "1", "--allow-missing"],
+        capture_output=True, text=True, env=env, preexec_fn=_limit_memory, timeout=300)
+    assert result.returncode == 1, result.stderr
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and failed[0].startswith("FAILED train/low/a2252-thin.png: ")
+    # the file and its shape named (the check came before any resizing), not a failed allocation
+    assert re.search(r"a2252-thin\.png: 3000 ?x ?1 pixels", failed[0]) and "MemoryError" not in failed[0]
+    # the other sources were converted
+    assert (out / "train/low/a2251-low.png").is_file() and (out / "test/label/a4501-pair.png").is_file()
+    assert not (out / "train/low/a2252-thin.png").exists()

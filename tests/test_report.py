@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import uegan.cli as cli
-from uegan.apps import report
+from uegan.apps import report, report_figures
 from uegan.errors import UserError
 
 COLORS = {"input": (255, 0, 0), "label": (255, 255, 0)}
@@ -99,7 +99,9 @@ def test_table_holds_best_and_last_epoch_per_run(tmp_path):
         mean = sum(last_values) / 2
         sd = abs(last_values[0] - last_values[1]) / 2 ** 0.5
         assert f"{mean:.2f} ± {sd:.2f}" in markdown
-    assert "| variant | runs | PSNR | SSIM | CIEDE2000 | NIMA |" in markdown
+    # one seed table (mean ± std per variant, every run counted), not one per module
+    assert markdown.count("| variant | seeds | PSNR | SSIM | CIEDE2000 | NIMA |") == 1
+    assert "| variant | runs |" not in markdown
     assert "Curves skipped" in markdown and "Grid skipped" in markdown
 
 
@@ -138,9 +140,9 @@ def test_runs_without_ciede2000_show_a_dash(tmp_path):
     assert rows[0][6] == rows[0][11] == "—"                       # best and last CIEDE2000
     assert rows[0][4] == f"{max(old_val, key=lambda r: r['psnr'])['psnr']:.2f}"  # the rest as before
     assert rows[2][11] == f"{new_val[-1]['ciede2000']:.2f}"
-    # mean ± std over seeds (the report's table and the study's): a dash for the old variant
+    # mean ± std over random seeds, in the one seed table: a dash for the old variant
     seeds = [line for line in markdown.splitlines() if line.startswith("| uegan | 2 |")]
-    assert len(seeds) == 2 and all(line.split("|")[5].strip() == "—" for line in seeds)
+    assert len(seeds) == 1 and seeds[0].split("|")[5].strip() == "—"
     assert "| uegan-charbonnier | CIEDE2000 |" not in markdown  # no baseline figures to compare with
     # --best-by ciede2000 with old runs: their best epoch cannot be chosen by it
     out2 = tmp_path / "out2"
@@ -177,7 +179,7 @@ def test_validation_curves_include_ciede2000(tmp_path, monkeypatch):
 
     FigureModule.Figure = Figure
     run, _ = make_run(tmp_path, "r1", "uegan", 0, [2, 4])
-    assert report.validation_figure(FigureModule, [report.load_run(run)]) == b"png"
+    assert report_figures.validation_figure(FigureModule, [report.load_run(run)]) == b"png"
     assert titles == ["PSNR (dB)", "SSIM", "CIEDE2000 (lower is better)", "NIMA"]
 
 
@@ -239,7 +241,7 @@ def test_grid_uses_the_best_epoch_when_saved(tmp_path):
     loaded = report.load_run(run)
     saved = {val[0]["epoch"], val[-1]["epoch"]}
     best = max(val, key=lambda r: r["psnr"])["epoch"]
-    epoch, folder = report.grid_epoch_dir(loaded, "psnr")
+    epoch, folder = report_figures.grid_epoch_dir(loaded, "psnr")
     assert epoch == (best if best in saved else max(saved))
     assert folder == run / "val_images" / f"epoch_{epoch:04d}"
 
@@ -278,3 +280,19 @@ def test_run_without_validation_rows(tmp_path):
     report.build_report(report.ReportConfig((run,), out, plots=False))
     [row] = table_rows((out / "report.md").read_text())
     assert row[3:] == ["—"] * 10
+
+
+def test_the_report_does_not_import_the_study():
+    """uegan study builds on uegan report (and both on uegan.apps.seeds), never the other way."""
+    import ast
+    from pathlib import Path
+
+    import uegan.apps
+
+    apps = Path(uegan.apps.__file__).parent
+    for name in ("report.py", "report_figures.py", "seeds.py", "tables.py"):
+        tree = ast.parse((apps / name).read_text(encoding="utf-8"))
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                     for alias in node.names}
+        assert "uegan.apps.study" not in imported, name

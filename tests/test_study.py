@@ -12,7 +12,8 @@ from PIL import Image
 
 from uegan.cli import main
 from uegan.apps.report import Run
-from uegan.apps.study import compare_to_baseline, run_status, seed_comparison_lines, summarize_runs
+from uegan.apps.seeds import compare_to_baseline, seed_comparison_lines, summarize_runs
+from uegan.apps.study import run_status
 
 
 def _run(variant: str, seed: int, psnr: float, ssim: float, ciede2000: float | None = None) -> Run:

@@ -272,6 +272,18 @@ def _load(path: Path) -> np.ndarray:
         raise _ImageProblem(path, f"unreadable ({error})") from error
 
 
+def score_pair(pred: np.ndarray, label: np.ndarray, protocol: metrics.SsimProtocol = "published",
+               device: torch.device | str = "cpu") -> dict[str, float]:
+    """PSNR, SSIM and CIEDE2000 of an 8-bit RGB output against its label (H x W x 3 each)
+    under the published protocol: the one scoring of ``uegan evaluate`` and of the validation
+    during training, so their figures agree. A ValueError for an image too small for the
+    border crop or the SSIM window."""
+    a = torch.from_numpy(np.ascontiguousarray(pred)).to(device)
+    b = torch.from_numpy(np.ascontiguousarray(label)).to(device)
+    return {"psnr": metrics.psnr(a, b), "ssim": metrics.ssim(a, b, protocol=protocol),
+            "ciede2000": metrics.ciede2000(a, b)}
+
+
 def _evaluate_one(stem: str, pred_path: Path, label_path: Path | None, protocol: metrics.SsimProtocol,
                   device: torch.device, scorer: Any) -> ImageResult:
     pred = _load(pred_path)

@@ -44,6 +44,8 @@ SsimProtocol = Literal["published", "gaussian"]
 
 LOWER_IS_BETTER: frozenset[str] = frozenset({"ciede2000"})
 """Metrics where a smaller figure is the better one (for PSNR, SSIM and NIMA larger is better)."""
+DIGITS: dict[str, int] = {"psnr": 2, "ssim": 4, "ciede2000": 2, "nima": 2}
+"""Decimals shown for each metric in tables, pages and reports."""
 BORDER = 4
 """Pixels cropped from every border before PSNR, SSIM and CIEDE2000 (published protocol)."""
 DATA_RANGE = 255.0

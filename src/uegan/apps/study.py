@@ -1,23 +1,12 @@
-"""Seed studies: train every variant with several seeds, and compare variants against the spread
-between seeds.
+"""Seed studies: train every variant with several random seeds, and compare variants against
+the spread between random seeds.
 
-A single training run per variant cannot tell a change in the model from run-to-run variance
-(spec, "Findings": the seed's +1 dB for SE came from one run each). :func:`run_study` trains each
-variant with N seeds, one after another in this process or each as a ``torchrun`` job, into
-``ROOT/<variant>/seed<k>/`` (ordinary ``uegan train`` run folders), then writes the report of
-``uegan report`` over all of them. Each run is validated on the paired validation set after its
-last step; the study uses that last validation (not the best epoch, which is selected on the same
-images).
-
-Comparison rule (:func:`compare_to_baseline`): per variant the mean and the sample standard
-deviation over seeds; a variant's difference to the baseline *exceeds the seed spread* when
-``|mean - mean_baseline| > 2 * pooled std``, the pooled std being ``sqrt((s_a^2 + s_b^2) / 2)``.
-With 3 seeds per variant this is about a Welch t of 2.4 or more (two-sided p of roughly 0.07);
-the table shows Welch's t as well. It is a screening rule, not a significance test, and with 3
-seeds the std itself is uncertain by about +-50 %. The rule looks at the size of the difference
-only; its direction depends on the metric: higher PSNR, SSIM and NIMA are better, lower CIEDE2000
-(colour difference to the labels) is better, so there a negative difference is the improvement.
-Runs written before CIEDE2000 was measured simply have no value for it.
+:func:`run_study` trains each variant with N random seeds, one after another in this process or
+each as a ``torchrun`` job, into ``ROOT/<variant>/seed<k>/`` (ordinary ``uegan train`` run
+folders), then writes the report of ``uegan report`` over all of them, the figure of the random
+seeds and ``study.json``. Each run is validated on the paired validation set after its last step; the
+study uses that last validation (not the best epoch, which is selected on the same images). The
+statistics and the comparison rule are those of :mod:`uegan.apps.seeds`.
 
 A study can be re-run with the same arguments: finished runs are kept, interrupted ones resumed.
 """
@@ -26,217 +15,33 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from uegan.apps.report import OUTPUT_FILES, ReportConfig, build_report
+from uegan.apps.report_figures import seeds_figure
+from uegan.apps.seeds import METRICS, seed_comparison_lines, statistics_dict, summarize_runs
 from uegan.errors import UserError
 from uegan.io.files import atomic_path, atomic_write_text
-from uegan.metrics import LOWER_IS_BETTER
+from uegan.training.config import parse_set_options, resolve_train_config
+from uegan.training.trainer import Trainer
+from uegan.variants import get_variant
+from uegan.weights import build_vgg19
 
 log = logging.getLogger(__name__)
 
-SPREAD_FACTOR = 2.0           # |delta mean| > SPREAD_FACTOR * pooled std: exceeds the seed spread
-METRICS = ("psnr", "ssim", "ciede2000", "nima")
-DIGITS = {"psnr": 2, "ssim": 4, "ciede2000": 2, "nima": 2}
 STUDY_FILE = "study.json"
 SEEDS_FIGURE = "seeds.png"
 # uegan train flags a study passes on (command-line name -> TrainConfig field)
 TRAIN_FLAGS = ("low", "high", "val_low", "val_label", "epochs", "steps", "batch_size", "device",
                "precision", "vgg_weights", "num_workers", "nima_weights")
-
-
-# ------------------------------------------------------------------------------- statistics
-
-
-@dataclass
-class VariantSummary:
-    variant: str
-    values: dict[str, list[float]]      # metric -> one value per seed (last validation)
-    seeds: list[Any] = field(default_factory=list)
-
-    def n(self, metric: str) -> int:
-        return len(self.values.get(metric, []))
-
-    def mean(self, metric: str) -> float | None:
-        values = self.values.get(metric, [])
-        return statistics.fmean(values) if values else None
-
-    def std(self, metric: str) -> float | None:
-        values = self.values.get(metric, [])
-        return statistics.stdev(values) if len(values) >= 2 else None
-
-
-@dataclass
-class Comparison:
-    variant: str
-    baseline: str
-    metric: str
-    delta: float
-    pooled_std: float
-    welch_t: float | None
-    exceeds: bool
-    lower_is_better: bool = False   # for this metric a negative delta is the improvement
-
-    @property
-    def ratio(self) -> float | None:
-        """|delta| / pooled std; None when every run of both variants gave the same figure."""
-        if self.pooled_std > 0:
-            return abs(self.delta) / self.pooled_std
-        return None if self.delta == 0 else math.inf
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def summarize_runs(runs: Sequence[Any]) -> list[VariantSummary]:
-    """Per variant (in first-seen order): the last validation figures of each of its runs.
-
-    ``runs``: objects with ``variant``, ``seed`` and ``last()`` (the last validation row), as
-    :func:`uegan.apps.report.load_run` returns them.
-    """
-    summaries: dict[str, VariantSummary] = {}
-    for run in runs:
-        summary = summaries.setdefault(run.variant, VariantSummary(run.variant, {}))
-        last = run.last() or {}
-        summary.seeds.append(run.seed)
-        for metric in METRICS:
-            value = _finite(last.get(metric))
-            if value is not None:
-                summary.values.setdefault(metric, []).append(value)
-    return list(summaries.values())
-
-
-def compare_to_baseline(summaries: Sequence[VariantSummary], baseline: str | None = None,
-                        metric: str = "psnr") -> list[Comparison]:
-    """Each variant against ``baseline`` (default: the first), by the rule in the module docstring."""
-    by_name = {s.variant: s for s in summaries}
-    if not summaries:
-        return []
-    base = by_name.get(baseline or summaries[0].variant)
-    if base is None:
-        raise UserError(f"baseline {baseline!r} is not among the variants "
-                        f"({', '.join(by_name)})")
-    result = []
-    for summary in summaries:
-        if summary is base or summary.n(metric) < 2 or base.n(metric) < 2:
-            continue
-        s_a, s_b = summary.std(metric), base.std(metric)
-        delta = summary.mean(metric) - base.mean(metric)
-        pooled = math.sqrt((s_a ** 2 + s_b ** 2) / 2)
-        standard_error = math.sqrt(s_a ** 2 / summary.n(metric) + s_b ** 2 / base.n(metric))
-        welch = delta / standard_error if standard_error > 0 else None
-        result.append(Comparison(summary.variant, base.variant, metric, delta, pooled, welch,
-                                 abs(delta) > SPREAD_FACTOR * pooled, metric in LOWER_IS_BETTER))
-    return result
-
-
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|",
-            *("| " + " | ".join(row) + " |" for row in rows)]
-
-
-def _mean_std(summary: VariantSummary, metric: str) -> str:
-    mean, std, digits = summary.mean(metric), summary.std(metric), DIGITS[metric]
-    if mean is None:
-        return "—"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if std is not None else f"{mean:.{digits}f}"
-
-
-def seed_comparison_lines(runs: Sequence[Any], baseline: str | None = None) -> list[str]:
-    """Markdown: mean ± std per variant and, per metric, each variant's difference to the
-    baseline against the seed spread. [] unless some variant has at least two seeds."""
-    summaries = summarize_runs(runs)
-    if not any(s.n("psnr") >= 2 for s in summaries):
-        return []
-    metrics = [m for m in METRICS if any(s.n(m) for s in summaries)]
-    base = baseline or summaries[0].variant
-    lines = ["### Variants against the seed spread (last validation of each run)", "",
-             f"Mean ± sample standard deviation over seeds. A difference to the baseline "
-             f"(`{base}`) *exceeds the seed spread* when |Δ mean| > {SPREAD_FACTOR:g} × pooled "
-             f"std, pooled std = sqrt((s₁² + s₂²) / 2); Welch's t is shown too (with 3 seeds "
-             f"each, the rule is about |t| > 2.4). A screening rule, not a significance test."
-             + (" CIEDE2000 is the colour difference to the labels: lower is better, so for it a "
-                "negative Δ is the improvement (for the other metrics, a positive one)."
-                if "ciede2000" in metrics else ""), ""]
-    header = ["variant", "seeds", *(m.upper() for m in metrics)]
-    lines += _md_table(header, [[s.variant, str(len(s.seeds)), *(_mean_std(s, m) for m in metrics)]
-                                for s in summaries])
-    rows = []
-    for metric in metrics:
-        for c in compare_to_baseline(summaries, base, metric):
-            digits = DIGITS[metric]
-            rows.append([c.variant, metric.upper(), f"{c.delta:+.{digits}f}",
-                         f"{c.pooled_std:.{digits}f}", "—" if c.ratio is None else f"{c.ratio:.2f}",
-                         "—" if c.welch_t is None else f"{c.welch_t:+.2f}",
-                         "**yes**" if c.exceeds else "no"])
-    if rows:
-        lines += ["", *_md_table(["variant", "metric", f"Δ vs {base}", "pooled std",
-                                  "|Δ| / pooled std", "Welch t", "exceeds seed spread"], rows)]
-    return lines + [""]
-
-
-# ------------------------------------------------------------------------------- the figure
-
-
-def seeds_figure(summaries: Sequence[VariantSummary], metric: str = "psnr") -> bytes | None:
-    """A small PNG: one dot per seed, mean ± std bar, one row per variant (Pillow only)."""
-    from io import BytesIO
-
-    from PIL import Image, ImageDraw, ImageFont
-
-    rows = [s for s in summaries if s.n(metric)]
-    if not rows:
-        return None
-    values = [v for s in rows for v in s.values[metric]]
-    low, high = min(values), max(values)
-    span = max(high - low, 1e-6)
-    low, high = low - 0.1 * span, high + 0.1 * span
-    try:
-        font = ImageFont.load_default(size=13)
-    except TypeError:  # Pillow < 10.1
-        font = ImageFont.load_default()
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    left = int(max(measure.textlength(s.variant, font=font) for s in rows)) + 16
-    width, plot_w, row_h, top = left + 460, 420, 28, 30
-    image = Image.new("RGB", (width, top + row_h * len(rows) + 40), "white")
-    draw = ImageDraw.Draw(image)
-
-    def x_of(value: float) -> float:
-        return left + (value - low) / (high - low) * plot_w
-
-    draw.text((left, 6), f"{metric.upper()} of the last validation, one dot per seed; bar: mean ± std",
-              fill="black", font=font)
-    for i, summary in enumerate(rows):
-        y = top + i * row_h + row_h // 2
-        draw.text((8, y - 7), summary.variant, fill="black", font=font)
-        draw.line([(left, y), (left + plot_w, y)], fill=(225, 225, 225))
-        mean, std = summary.mean(metric), summary.std(metric) or 0.0
-        draw.line([(x_of(mean - std), y), (x_of(mean + std), y)], fill=(200, 60, 60), width=3)
-        draw.line([(x_of(mean), y - 8), (x_of(mean), y + 8)], fill=(200, 60, 60), width=2)
-        for value in summary.values[metric]:
-            x = x_of(value)
-            draw.ellipse([x - 4, y - 4, x + 4, y + 4], outline=(30, 30, 160), width=2)
-    axis_y = top + row_h * len(rows) + 6
-    draw.line([(left, axis_y), (left + plot_w, axis_y)], fill="black")
-    for k in range(5):
-        value = low + k * (high - low) / 4
-        x = x_of(value)
-        draw.line([(x, axis_y), (x, axis_y + 4)], fill="black")
-        draw.text((x - 18, axis_y + 7), f"{value:.{DIGITS[metric]}f}", fill="black", font=font)
-    buffer = BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
 
 
 # ------------------------------------------------------------------------------- running
@@ -272,8 +77,6 @@ class StudyResult:
 
 
 def parse_variants(text: str) -> tuple[str, ...]:
-    from uegan.variants import get_variant
-
     names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
     if not names:
         raise UserError("--variants: give at least one variant name (comma-separated)")
@@ -298,8 +101,6 @@ def run_status(run_dir: Path) -> str:
 
 
 def _check_plan(plan: StudyPlan) -> None:
-    from uegan.apps.report import OUTPUT_FILES
-
     if plan.threads is not None and plan.threads < 1:
         raise UserError("--threads must be at least 1")
     if plan.torchrun < 0:
@@ -320,9 +121,6 @@ def _check_plan(plan: StudyPlan) -> None:
 
 
 def _train_in_process(plan: StudyPlan, variant: str, seed: int, resume: bool, vgg: Any) -> None:
-    from uegan.training.config import parse_set_options, resolve_train_config
-    from uegan.training.trainer import Trainer
-
     overrides = {k: v for k, v in plan.train_options.items() if v is not None}
     overrides.update(variant=variant, seed=seed, out=str(plan.run_dir(variant, seed)),
                      progress=False, resume=resume)
@@ -353,12 +151,7 @@ def torchrun_command(plan: StudyPlan, variant: str, seed: int, resume: bool) -> 
 
 def _shared_vgg(plan: StudyPlan) -> Any:
     """One VGG19 for every in-process run: loaded once, and, for ``random``, the same random
-    network for every seed (a trainer that builds it itself seeds it with the run's seed)."""
-    import torch
-
-    from uegan.training.config import parse_set_options, resolve_train_config
-    from uegan.weights import build_vgg19
-
+    network for every random seed (a trainer that builds it itself seeds it with the run's own)."""
     config = resolve_train_config(plan.preset, {k: v for k, v in plan.train_options.items()
                                                 if v is not None},
                                   parse_set_options(list(plan.set_values)))
@@ -374,12 +167,8 @@ def _shared_vgg(plan: StudyPlan) -> Any:
 
 def run_study(plan: StudyPlan) -> StudyResult:
     """Train (or resume, or keep) every run of the plan, then write the report."""
-    from uegan.apps.report import ReportConfig, build_report, load_run
-
     _check_plan(plan)
     if plan.threads is not None and not plan.torchrun:
-        import torch
-
         torch.set_num_threads(plan.threads)
     vgg = _shared_vgg(plan) if not plan.torchrun else None
     records = []
@@ -417,7 +206,7 @@ def run_study(plan: StudyPlan) -> StudyResult:
         run_dirs=tuple(run_dirs), out_dir=plan.report_out,
         val_low=Path(val_low) if val_low else None, val_label=Path(val_label) if val_label else None,
         overwrite=plan.overwrite))
-    runs = [load_run(path) for path in run_dirs]
+    runs = report.runs
     summaries = summarize_runs(runs)
     written = list(report.written)
     figure = seeds_figure(summaries)
@@ -432,15 +221,8 @@ def run_study(plan: StudyPlan) -> StudyResult:
         "variants": list(plan.variants), "seeds": list(plan.seeds), "root": str(plan.root),
         "train_options": plan.train_options, "set": list(plan.set_values), "preset": plan.preset,
         "threads": plan.threads, "torchrun": plan.torchrun,
-        "rule": f"|delta mean| > {SPREAD_FACTOR:g} x pooled std (sample std over seeds)",
         "runs": records,
-        "summary": [{"variant": s.variant, "seeds": s.seeds,
-                     **{m: {"values": s.values[m], "mean": s.mean(m), "std": s.std(m)}
-                        for m in METRICS if s.n(m)}} for s in summaries],
-        "comparisons": [vars(c) | {"ratio": c.ratio if c.ratio is not None and math.isfinite(c.ratio)
-                                   else None}
-                        for m in METRICS
-                        for c in compare_to_baseline(summaries, plan.baseline, m)],
+        **statistics_dict(summaries, plan.baseline),
     }
     atomic_write_text(plan.report_out / STUDY_FILE, json.dumps(summary, indent=1) + "\n",
                       overwrite=plan.overwrite)

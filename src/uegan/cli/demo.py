@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from uegan.apps.demo import COMPARE_WITH, DEFAULT_OUT, DEMO_STEPS, DemoSettings
+from uegan.apps.demo_results import COMPARE_WITH, DEFAULT_OUT, DEMO_STEPS, METRICS, RANDOM_VGG_NOTE, DemoSettings
 from uegan.variants import RECOMMENDED_VARIANT
 
 
@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uegan.apps.demo import METRICS, RANDOM_VGG_NOTE, default_out_dir, format_table, run_demo
+    from uegan.apps.demo import default_out_dir, format_table, run_demo  # training: only when run
     from uegan.errors import UserError
     from uegan.variants import get_variant
 

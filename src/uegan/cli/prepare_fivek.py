@@ -6,7 +6,8 @@ import argparse
 import os
 import sys
 
-from uegan.apps.fivek import DEFAULT_VAL_COUNT, MANIFEST_NAME, PrepareReport, format_ids, prepare_fivek
+from uegan.apps.fivek import DEFAULT_VAL_COUNT, MANIFEST_NAME
+from uegan.apps.fivek_prepare import PrepareReport, format_ids, prepare_fivek
 
 EPILOG = f"""\
 Output folders (8-bit sRGB PNG):

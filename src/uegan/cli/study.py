@@ -1,5 +1,5 @@
-"""``uegan study --variants A,B --seeds N``: train each variant with N seeds and compare them
-against the seed spread."""
+"""``uegan study --variants A,B --seeds N``: train each variant with N random seeds and compare
+them against the spread between random seeds."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--variants", required=True, metavar="A,B,...",
                         help="comma-separated variant names (see `uegan variants`)")
     parser.add_argument("--seeds", required=True, type=int, metavar="N",
-                        help="seeds per variant: FIRST_SEED .. FIRST_SEED + N - 1")
-    parser.add_argument("--first-seed", type=int, default=0, metavar="S", help="default 0")
+                        help="random seeds per variant: FIRST_SEED .. FIRST_SEED + N - 1")
+    parser.add_argument("--first-seed", type=int, default=0, metavar="S", help="the first random seed (default 0)")
     parser.add_argument("--baseline", metavar="VARIANT",
                         help="variant the others are compared with (default: the first)")
     parser.add_argument("--out", required=True, type=Path, metavar="ROOT", help="study folder")
@@ -47,25 +47,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="torch CPU threads (per process with --torchrun); on a busy machine 1 "
                              "can be several times faster than all")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
-    train = parser.add_argument_group("training options (as for uegan train, the same for every run)")
-    train.add_argument("--config", metavar="FILE", help="YAML preset of training settings")
-    train.add_argument("--low", metavar="DIR", help="low-quality photos (the inputs)")
-    train.add_argument("--high", metavar="DIR", help="high-quality photos (unpaired)")
-    train.add_argument("--val-low", metavar="DIR", help="validation inputs")
-    train.add_argument("--val-label", metavar="DIR", help="validation labels (by file name)")
-    train.add_argument("--epochs", type=int, metavar="N")
-    train.add_argument("--steps", type=int, metavar="N", help="optimiser steps per run")
-    train.add_argument("--batch-size", type=int, metavar="N")
-    train.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps")
-    train.add_argument("--precision", choices=PRECISIONS)
-    train.add_argument("--vgg-weights", metavar="PATH",
+    add_training_options(parser.add_argument_group(
+        "training options (as for uegan train, the same for every run)"))
+    parser.set_defaults(func=run)
+
+
+def add_training_options(group: argparse._ArgumentGroup) -> None:
+    """The ``uegan train`` options a study passes on to every run (``TRAIN_FLAGS`` of
+    :mod:`uegan.apps.study`, plus ``--config`` and ``--set``). To be replaced by the same
+    function of :mod:`uegan.cli.train` once it exposes one, so both commands share one definition."""
+    group.add_argument("--config", metavar="FILE", help="YAML preset of training settings")
+    group.add_argument("--low", metavar="DIR", help="low-quality photos (the inputs)")
+    group.add_argument("--high", metavar="DIR", help="high-quality photos (unpaired)")
+    group.add_argument("--val-low", metavar="DIR", help="validation inputs")
+    group.add_argument("--val-label", metavar="DIR", help="validation labels (by file name)")
+    group.add_argument("--epochs", type=int, metavar="N")
+    group.add_argument("--steps", type=int, metavar="N", help="optimiser steps per run")
+    group.add_argument("--batch-size", type=int, metavar="N")
+    group.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps")
+    group.add_argument("--precision", choices=PRECISIONS)
+    group.add_argument("--vgg-weights", metavar="PATH",
                        help="VGG19 ImageNet weights; 'random' for a random VGG19 (the same one "
                             "for every in-process run)")
-    train.add_argument("--num-workers", type=int, metavar="N")
-    train.add_argument("--nima-weights", metavar="PATH")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_values",
+    group.add_argument("--num-workers", type=int, metavar="N")
+    group.add_argument("--nima-weights", metavar="PATH")
+    group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_values",
                        help="any other training setting, e.g. --set conv_dim=8 (repeatable)")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
