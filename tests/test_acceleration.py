@@ -34,7 +34,7 @@ from uegan.models import (Discriminator, DiscriminatorConfig, Generator, Generat
 from uegan.models.layers import GlobalAttention, Upsample
 from uegan.models.published import (discriminator_from_published, discriminator_to_published,
                              generator_from_published, generator_to_published)
-from uegan.training.step import ImagePool, make_optimizers, train_step
+from uegan.training.step import ImagePool, StepOptions, make_optimizers, train_step
 
 needs_compiler = pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("c++") is None
                                     and shutil.which("clang") is None,
@@ -232,7 +232,8 @@ def test_freeze_d_in_g_step_leaves_d_gradients_of_the_d_step():
         g.load_state_dict(generator.state_dict())
         d.load_state_dict(discriminator.state_dict())
         opt_g, opt_d = make_optimizers(g, d)
-        train_step(g, d, fidelity, ImagePool(0), opt_g, opt_d, low, high, freeze_d_in_g_step=freeze)
+        train_step(g, d, fidelity, ImagePool(0), opt_g, opt_d, low, high,
+                   options=StepOptions(freeze_d_in_g_step=freeze))
         assert all(p.requires_grad for p in d.parameters())
         grads[freeze] = [p.grad.clone() for p in d.parameters()]
     # published: D's .grad ends up holding the G step's (discarded) gradients; frozen: the D

@@ -271,6 +271,18 @@ def _load(path: Path) -> np.ndarray:
         raise _ImageProblem(path, f"unreadable ({error})") from error
 
 
+def score_pair(pred: np.ndarray, label: np.ndarray, protocol: metrics.SsimProtocol = "published",
+               device: torch.device | str = "cpu") -> dict[str, float]:
+    """PSNR, SSIM and CIEDE2000 of an 8-bit RGB output against its label (H x W x 3 each)
+    under the published protocol: the one scoring of ``uegan evaluate`` and of the validation
+    during training, so their figures agree. A ValueError for an image too small for the
+    border crop or the SSIM window."""
+    a = torch.from_numpy(np.ascontiguousarray(pred)).to(device)
+    b = torch.from_numpy(np.ascontiguousarray(label)).to(device)
+    return {"psnr": metrics.psnr(a, b), "ssim": metrics.ssim(a, b, protocol=protocol),
+            "ciede2000": metrics.ciede2000(a, b)}
+
+
 def _evaluate_one(stem: str, pred_path: Path, label_path: Path | None, protocol: metrics.SsimProtocol,
                   device: torch.device, scorer: Any) -> ImageResult:
     pred = _load(pred_path)
@@ -280,12 +292,10 @@ def _evaluate_one(stem: str, pred_path: Path, label_path: Path | None, protocol:
         if pred.shape != label.shape:
             raise _ImageProblem(pred_path, f"size {pred.shape[1]}x{pred.shape[0]} differs from its label "
                                            f"{label_path} ({label.shape[1]}x{label.shape[0]})")
-        a = torch.from_numpy(pred).to(device)
-        b = torch.from_numpy(label).to(device)
         try:
-            result.psnr = metrics.psnr(a, b)
-            result.ssim = metrics.ssim(a, b, protocol=protocol)
-            result.ciede2000 = metrics.ciede2000(a, b)
+            scores = score_pair(pred, label, protocol, device)
+            result.psnr, result.ssim, result.ciede2000 = (scores["psnr"], scores["ssim"],
+                                                          scores["ciede2000"])
         except ValueError as error:  # too small for the crop or the window
             raise _ImageProblem(pred_path, str(error)) from error
     if scorer is not None:
