@@ -126,6 +126,9 @@ class TrainConfig:
         if self.image_size % 16 or self.image_size < 96:
             raise UserError(f"image_size must be a multiple of 16 and at least 96 (the discriminator's "
                             f"minimum), got {self.image_size}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise UserError(f"{name} must be in [0, 1) (got {getattr(self, name)})")
         check_precision(self.precision)
         check_threads(self.threads)
         parse_device(self.device)
