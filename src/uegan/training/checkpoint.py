@@ -238,6 +238,19 @@ def newest_intact_checkpoint(run_dir: str | Path) -> tuple[Path, dict[str, Any]]
     return None
 
 
+def resume_point(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """Where ``--resume`` starts in ``run_dir``: the temporary files of a save a crash cut short
+    removed, then :func:`newest_intact_checkpoint` (None, with a warning: no checkpoint yet)."""
+    removed = remove_temporaries(run_dir)
+    if removed:
+        log.info("removed %d unfinished checkpoint file(s) of an interrupted save", removed)
+    found = newest_intact_checkpoint(run_dir)
+    if found is None:
+        log.warning("--resume: no checkpoint in %s yet; starting a new run there",
+                    checkpoint_dir(run_dir))
+    return found
+
+
 def _first_line(error: BaseException) -> str:
     text = getattr(error, "strerror", None) or str(error) or error.__class__.__name__
     return text.strip().splitlines()[0] if text.strip() else error.__class__.__name__

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from uegan.errors import UserError
-from uegan.training.run_folder import CONFIG_FILE
 from uegan.runtime import PRECISIONS, check_precision, check_threads, parse_device
+from uegan.training.run_folder import CONFIG_FILE
 from uegan.variants import get_variant
 
 log = logging.getLogger(__name__)

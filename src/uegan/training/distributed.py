@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,24 @@ class DistContext:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    def on_main(self, function: Callable[[], Any]) -> Any:
+        """Run ``function`` on rank 0 and hand its result, or its UserError (of the same class,
+        with the same message), to every rank."""
+        outcome: tuple[type[UserError] | None, Any] = (None, None)
+        if self.is_main:
+            try:
+                outcome = (None, function())
+            except UserError as error:
+                outcome = (type(error), str(error))
+        kind, value = self.broadcast(outcome)
+        if kind is not None:
+            try:
+                error = kind(value)
+            except TypeError:  # a subclass with its own constructor
+                error = UserError(value)
+            raise error
+        return value
 
     def barrier(self) -> None:
         if self.enabled:

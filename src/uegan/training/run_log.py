@@ -17,6 +17,7 @@ import logging
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -26,6 +27,7 @@ import torch
 
 from uegan import __version__
 from uegan.io.files import atomic_write_text
+from uegan.training.config import TrainConfig
 from uegan.training.run_folder import METRICS_FILE, RunFolder
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,55 @@ def trim_metrics(folder: RunFolder, step: int) -> int:
         atomic_write_text(folder.metrics_file, "".join(f"{line}\n" for line in kept), overwrite=True)
         log.info("%s: dropped %d row(s) logged after step %d", METRICS_FILE, dropped, step)
     return dropped
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run is about to do, for the log."""
+
+    variant: str
+    config: TrainConfig
+    sizes: tuple[int, int]          # low- and high-quality images
+    validation_pairs: int
+    steps_per_epoch: int
+    total_steps: int
+    device: torch.device
+    world_size: int
+
+    def facts(self) -> dict[str, Any]:
+        """The plan's entries of ``versions.json``."""
+        facts: dict[str, Any] = {
+            "device": str(self.device), "world_size": self.world_size,
+            "images": {"low": self.sizes[0], "high": self.sizes[1],
+                       "validation": self.validation_pairs},
+            "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps}
+        if self.device.type == "cuda":
+            facts["gpu"] = torch.cuda.get_device_name(self.device)
+        return facts
+
+
+def log_plan(plan: RunPlan) -> None:
+    """One line on what the run trains, with warnings for plans that surprise."""
+    config, per_step = plan.config, plan.config.batch_size * plan.world_size
+    log.info("training %s (conv_dim %d) on %d low-quality and %d high-quality images%s; "
+             "%d step(s) per epoch, %d in total; %s, %d process(es), %s", plan.variant,
+             config.conv_dim, plan.sizes[0], plan.sizes[1],
+             f", {plan.validation_pairs} validation pairs" if plan.validation_pairs else "",
+             plan.steps_per_epoch, plan.total_steps, plan.device, plan.world_size,
+             config.precision)
+    if min(plan.sizes) < per_step:
+        log.warning("the smaller set has %d images, less than one batch of %d: images repeat "
+                    "within a step", min(plan.sizes), per_step)
+    if plan.total_steps > config.epochs * plan.steps_per_epoch:
+        log.warning("%d steps run past the %d-epoch schedule: the learning rate is zero after "
+                    "epoch %d", plan.total_steps, config.epochs, config.epochs)
+
+
+def log_train_row(row: dict[str, Any], total_steps: int) -> None:
+    """A train row of ``metrics.jsonl`` as a log line (when there is no progress bar)."""
+    log.info("step %d/%d epoch %d: d %.4f g %.4f (adv %.4f fid %.4f idt %.4f) %.2f steps/s",
+             row["step"], total_steps, row["epoch"], row["d_loss"], row["g_loss"],
+             row["g_adv_loss"], row["g_fidelity_loss"], row["g_identity_loss"], row["steps_per_s"])
 
 
 class LossMeter:

@@ -141,6 +141,18 @@ def lr_factor(epoch: int, total_epochs: int = 100, decay_epochs: int = 50) -> fl
     return 1.0 - max(0, epoch + 1 - decay_start) / decay_epochs
 
 
+def schedule_factor(epoch: int, total_epochs: int, decay_epochs: int) -> float:
+    """:func:`lr_factor`, 0 past the end of the schedule, 1 throughout without decay."""
+    return 1.0 if decay_epochs == 0 else max(0.0, lr_factor(epoch, total_epochs, decay_epochs))
+
+
+def set_learning_rates(factor: float, *optimizers: tuple[torch.optim.Optimizer, float]) -> None:
+    """Each ``(optimizer, base learning rate)``: every group's rate set to ``base * factor``."""
+    for optimizer, base in optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] = base * factor
+
+
 class ImagePool:
     """CycleGAN-style history of generated images (Shrivastava et al.).
 

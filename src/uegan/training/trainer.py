@@ -16,7 +16,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,17 +29,12 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from uegan.checkpoints import save_generator
 from uegan.errors import UserError
-from uegan.losses import FidelityLoss
-from uegan.models.discriminator import Discriminator, DiscriminatorConfig
-from uegan.models.generator import Generator
-from uegan.models.init import init_orthogonal
 from uegan.models.vgg import VGG19Features
 from uegan.runtime import run_eagerly
-from uegan.training.checkpoint import (CheckpointWriteError, Progress, TrainingState, best_path,
+from uegan.training.checkpoint import (Progress, TrainingState, best_path,
                                        capture_rng_state, check_resumable, load_checkpoint,
-                                       make_checkpoint, newest_intact_checkpoint, prune,
-                                       rank_entry, read_progress, remove_temporaries,
-                                       restore_rng_state, restore_training_state, step_path,
+                                       make_checkpoint, prune, rank_entry, read_progress,
+                                       restore_rng_state, resume_point, restore_training_state, step_path,
                                        stream_sizes)
 from uegan.training.checkpoint import save_checkpoint as write_checkpoint
 from uegan.training.config import TrainConfig
@@ -48,11 +43,10 @@ from uegan.training.data import (HIGH, LOW, Augmentation, StepSampler, UnpairedB
                                  scan_validation)
 from uegan.training.distributed import DistContext, init_distributed, wrap_ddp
 from uegan.training.run_folder import RunFolder
-from uegan.training.run_log import LossMeter, RunLogger
+from uegan.training.run_log import LossMeter, RunLogger, RunPlan, log_plan, log_train_row
+from uegan.training.networks import build_networks
 from uegan.training.signals import StopRequest
-from uegan.training.step import (ImagePool, LossWeights, NoFidelity, OptimizerSettings,
-                                 StepOptions, apply_step_options, lr_factor, make_optimizers,
-                                 mixed_precision, train_step)
+from uegan.training.step import schedule_factor, set_learning_rates, train_step
 from uegan.training.validation import ValidationSet, validate_generator
 from uegan.variants import get_variant
 
@@ -79,12 +73,6 @@ class TrainResult:
     best_epoch: int | None
 
 
-def step_options(config: TrainConfig) -> StepOptions:
-    """The speed-ups and runtime options of a training step that ``config`` asks for."""
-    make = StepOptions.fast if config.fast_step else StepOptions
-    return make(compile=config.compile, precision=config.precision, threads=config.threads)
-
-
 class Trainer:
     """Trains one UEGAN variant from a :class:`TrainConfig`; :meth:`fit` runs the training.
 
@@ -108,19 +96,6 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
 
-    def _on_main(self, function: Callable[[], Any]) -> Any:
-        """Run ``function`` on rank 0 and hand its result (or its UserError) to every rank."""
-        outcome: tuple[str, Any] = ("ok", None)
-        if self.dist.is_main:
-            try:
-                outcome = ("ok", function())
-            except UserError as error:
-                outcome = ("error", str(error))
-        outcome = self.dist.broadcast(outcome)
-        if outcome[0] == "error":
-            raise UserError(outcome[1])
-        return outcome[1]
-
     def _find_resume_point(self) -> Path | None:
         """Rank 0: the newest intact checkpoint to resume from (kept in ``_loaded``), if any."""
         if not self.config.resume:
@@ -128,13 +103,8 @@ class Trainer:
                 raise UserError(f"{self.run_dir} already holds a training run: pass --resume to "
                                 f"continue it, or choose another --out")
             return None
-        removed = remove_temporaries(self.run_dir)
-        if removed:
-            log.info("removed %d unfinished checkpoint file(s) of an interrupted save", removed)
-        found = newest_intact_checkpoint(self.run_dir)
+        found = resume_point(self.run_dir)
         if found is None:
-            log.warning("--resume: no checkpoint in %s yet; starting a new run there",
-                        self.folder.checkpoint_dir)
             return None
         self._loaded = found[1]
         return found[0]
@@ -143,7 +113,7 @@ class Trainer:
         config, dist = self.config, self.dist
         self.variant = get_variant(config.variant)
         self._loaded: dict[str, Any] | None = None
-        resume_from = self._on_main(self._find_resume_point)
+        resume_from = self.dist.on_main(self._find_resume_point)
         checkpoint = None
         if resume_from is not None:
             checkpoint = self._loaded if self._loaded is not None else load_checkpoint(resume_from)
@@ -160,7 +130,7 @@ class Trainer:
             torch.use_deterministic_algorithms(True, warn_only=True)
 
         # data (checked on rank 0, shared with the others)
-        low, high, pairs = self._on_main(self._scan_data)
+        low, high, pairs = self.dist.on_main(self._scan_data)
         augmentation = Augmentation(config.crop_size, config.image_size, config.hflip, config.vflip)
         self.dataset = UnpairedBatches(low, high, config.batch_size, augmentation, config.seed)
         self.validation_pairs: list[ValidationPair] = pairs
@@ -168,7 +138,10 @@ class Trainer:
         self.steps_per_epoch = max(1, min(self.sizes) // (config.batch_size * dist.world_size))
         self.total_steps = config.steps if config.steps is not None else config.epochs * self.steps_per_epoch
 
-        self._build_networks(vgg)
+        nets = build_networks(config, self.variant, dist, vgg)
+        self.generator, self.discriminator, self.fidelity = nets.generator, nets.discriminator, nets.fidelity
+        self.options, self.opt_g, self.opt_d = nets.options, nets.opt_g, nets.opt_d
+        self.weights, self.precision, self.pool = nets.weights, nets.precision, nets.pool
         self.step, self.epoch, self.step_in_epoch = 0, 0, 0   # epoch: 0-based, in progress
         self.positions = {LOW: 0, HIGH: 0}
         self.best: dict[str, Any] = {}
@@ -188,30 +161,6 @@ class Trainer:
         self.meter = LossMeter(len(LOSS_NAMES))
         self.logger: RunLogger | None = None
 
-    def _build_networks(self, vgg: VGG19Features | None) -> None:
-        """G, D, the fidelity loss, the step options, the optimisers and the image pool."""
-        config = self.config
-        self.generator = Generator(self.variant.generator_config(config.conv_dim))
-        self.discriminator = Discriminator(DiscriminatorConfig(config.d_conv_dim))
-        init_orthogonal(self.generator, config.init_gain)
-        init_orthogonal(self.discriminator, config.init_gain)
-        self.generator.to(self.device)
-        self.discriminator.to(self.device)
-        if config.fidelity_weight == 0 and vgg is None:
-            log.info("fidelity_weight is 0: no fidelity loss, no VGG19")
-            self.fidelity: torch.nn.Module = NoFidelity()
-        else:
-            self.fidelity = FidelityLoss(vgg if vgg is not None else self._build_vgg()).to(self.device)
-        self.options = step_options(config)
-        apply_step_options(self.generator, self.discriminator, self.fidelity, self.options)
-        self.opt_g, self.opt_d = make_optimizers(self.generator, self.discriminator, OptimizerSettings(
-            config.g_lr, config.d_lr, config.beta1, config.beta2, config.weight_decay),
-            fused=self.options.fused)
-        self.weights = LossWeights(config.adv_weight, config.fidelity_weight, config.identity_weight)
-        self.precision = mixed_precision(config.precision, self.device.type)
-        pool_seed = int(np.random.SeedSequence([config.seed, self.dist.rank, 2]).generate_state(1)[0])
-        self.pool = ImagePool(config.pool_size, seed=pool_seed)
-
     def _scan_data(self) -> tuple[list, list, list[ValidationPair]]:
         config = self.config
         low = scan_images(config.low, "low-quality", config.skip_bad_images)
@@ -225,14 +174,6 @@ class Trainer:
         if config.val_low is not None:
             pairs = scan_validation(config.val_low, config.val_label, config.skip_bad_images)
         return low, high, pairs
-
-    def _build_vgg(self) -> VGG19Features:
-        from uegan.weights import build_vgg19  # only runs with a fidelity loss need it
-
-        built: list[VGG19Features] = []
-        # rank 0 first (it may download the weights into the shared cache); its error reaches all
-        self._on_main(lambda: built.append(build_vgg19(self.config.vgg_weights)))
-        return built[0] if built else build_vgg19(self.config.vgg_weights, download=False)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -270,32 +211,19 @@ class Trainer:
     def save_checkpoint(self, best: bool = False) -> Path:
         """Write a checkpoint of the current state (collective: every rank must call it)."""
         per_rank = self.dist.gather({"pool": self.pool.state_dict(), "rng": capture_rng_state()})
-        outcome: tuple[str, Any] = ("ok", None)
-        if self.dist.is_main:
+
+        def write() -> str:
             path = best_path(self.run_dir, self.step) if best else step_path(self.run_dir, self.step)
-            try:
-                write_checkpoint(make_checkpoint(self._state(), per_rank), path)
-                prune(self.run_dir, 1 if best else self.config.keep_last,
-                      "best_step" if best else "step")
-                outcome = ("ok", str(path))
-                log.info("saved checkpoint %s", path)
-            except CheckpointWriteError as error:
-                outcome = ("error", str(error))
-        outcome = self.dist.broadcast(outcome)
-        if outcome[0] == "error":
-            raise CheckpointWriteError(outcome[1])
-        self.last_checkpoint = Path(outcome[1])
+            write_checkpoint(make_checkpoint(self._state(), per_rank), path)
+            prune(self.run_dir, 1 if best else self.config.keep_last, "best_step" if best else "step")
+            log.info("saved checkpoint %s", path)
+            return str(path)
+
+        self.last_checkpoint = Path(self.dist.on_main(write))
         return self.last_checkpoint
 
     def _lr_factor(self) -> float:
-        decay = self.config.decay_length
-        return 1.0 if decay == 0 else max(0.0, lr_factor(self.epoch, self.config.epochs, decay))
-
-    def _set_learning_rates(self) -> None:
-        factor = self._lr_factor()
-        for optimizer, base in ((self.opt_g, self.config.g_lr), (self.opt_d, self.config.d_lr)):
-            for group in optimizer.param_groups:
-                group["lr"] = base * factor
+        return schedule_factor(self.epoch, self.config.epochs, self.config.decay_length)
 
     # ------------------------------------------------------------------ logs and validation
 
@@ -308,22 +236,16 @@ class Trainer:
         # on --resume also when no checkpoint was found (a fresh start): rows after it dropped
         resume_step = self.step if self.config.resume else None
         with RunLogger(self.folder, self.config.tensorboard, resume_step) as logger:
-            logger.write_description(self.config.to_dict(), self._run_facts())
+            logger.write_description(self.config.to_dict(), self._plan().facts())
             self.logger = logger
             try:
                 yield
             finally:
                 self.logger = None
 
-    def _run_facts(self) -> dict[str, Any]:
-        facts: dict[str, Any] = {
-            "device": str(self.device), "world_size": self.dist.world_size,
-            "images": {"low": self.sizes[0], "high": self.sizes[1],
-                       "validation": len(self.validation_pairs)},
-            "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps}
-        if self.device.type == "cuda":
-            facts["gpu"] = torch.cuda.get_device_name(self.device)
-        return facts
+    def _plan(self) -> RunPlan:
+        return RunPlan(self.variant.name, self.config, self.sizes, len(self.validation_pairs),
+                       self.steps_per_epoch, self.total_steps, self.device, self.dist.world_size)
 
     def _write_row(self, row: dict[str, Any]) -> None:
         if self.logger is not None:
@@ -394,7 +316,7 @@ class Trainer:
         generator_file = None
         try:
             with self._outputs(), self.stop:
-                self._log_start()
+                log_plan(self._plan())
                 interrupted = self._loop()
                 if self.dist.is_main:
                     generator_file = save_generator(self.folder.generator_file, self.generator,
@@ -407,28 +329,14 @@ class Trainer:
         return TrainResult(self.run_dir, self.step, self.epoch, interrupted, self.last_checkpoint,
                            generator_file, self.best.get("psnr"), self.best.get("epoch"))
 
-    def _log_start(self) -> None:
-        config, per_step = self.config, self.config.batch_size * self.dist.world_size
-        log.info("training %s (conv_dim %d) on %d low-quality and %d high-quality images%s; "
-                 "%d step(s) per epoch, %d in total; %s, %d process(es), %s", self.variant.name,
-                 config.conv_dim, self.sizes[0], self.sizes[1],
-                 f", {len(self.validation_pairs)} validation pairs" if self.validation_pairs else "",
-                 self.steps_per_epoch, self.total_steps, self.device, self.dist.world_size,
-                 config.precision)
-        if min(self.sizes) < per_step:
-            log.warning("the smaller set has %d images, less than one batch of %d: images repeat "
-                        "within a step", min(self.sizes), per_step)
-        if self.total_steps > config.epochs * self.steps_per_epoch:
-            log.warning("%d steps run past the %d-epoch schedule: the learning rate is zero after "
-                        "epoch %d", self.total_steps, config.epochs, config.epochs)
-
     def _one_step(self, low: torch.Tensor, high: torch.Tensor, reduce_device: torch.device
                   ) -> tuple[torch.Tensor, bool]:
         """One training step; the mean losses over the ranks and whether any rank asked to stop
         (one collective per step)."""
         low = low.to(self.device, non_blocking=True)
         high = high.to(self.device, non_blocking=True)
-        self._set_learning_rates()
+        set_learning_rates(self._lr_factor(), (self.opt_g, self.config.g_lr),
+                           (self.opt_d, self.config.d_lr))
         losses = train_step(self.ddp_generator, self.ddp_discriminator, self.fidelity, self.pool,
                             self.opt_g, self.opt_d, low, high, self.variant.identity_criterion,
                             self.weights, self.config.adversarial_input, self.precision,
@@ -490,9 +398,7 @@ class Trainer:
                     "steps_per_s": steps_per_s})
         self._write_row(row)
         if bar_off and self.dist.is_main:
-            log.info("step %d/%d epoch %d: d %.4f g %.4f (adv %.4f fid %.4f idt %.4f) %.2f steps/s",
-                     self.step, self.total_steps, row["epoch"], row["d_loss"], row["g_loss"],
-                     row["g_adv_loss"], row["g_fidelity_loss"], row["g_identity_loss"], steps_per_s)
+            log_train_row(row, self.total_steps)
 
     def _diverged(self, values: torch.Tensor) -> None:
         described = ", ".join(f"{name}={float(v):.4g}" for name, v in zip(LOSS_NAMES, values))
