@@ -31,10 +31,10 @@ from uegan.checkpoints import save_generator
 from uegan.errors import UserError
 from uegan.models.vgg import VGG19Features
 from uegan.runtime import run_eagerly
-from uegan.training.checkpoint import (Progress, TrainingState, best_path,
-                                       capture_rng_state, check_resumable, load_checkpoint,
-                                       make_checkpoint, prune, rank_entry, read_progress,
-                                       restore_rng_state, resume_point, restore_training_state, step_path,
+from uegan.training.checkpoint import (Progress, TrainingState, best_path, capture_rng_state,
+                                       check_resumable, load_checkpoint, make_checkpoint, prune,
+                                       rank_entry, read_progress, restore_rng_state,
+                                       restore_training_state, resume_point, step_path,
                                        stream_sizes)
 from uegan.training.checkpoint import save_checkpoint as write_checkpoint
 from uegan.training.config import TrainConfig
@@ -42,9 +42,9 @@ from uegan.training.data import (HIGH, LOW, Augmentation, StepSampler, UnpairedB
                                  ValidationPair, count_upscaled, ignore_sigint, scan_images,
                                  scan_validation)
 from uegan.training.distributed import DistContext, init_distributed, wrap_ddp
+from uegan.training.networks import build_networks
 from uegan.training.run_folder import RunFolder
 from uegan.training.run_log import LossMeter, RunLogger, RunPlan, log_plan, log_train_row
-from uegan.training.networks import build_networks
 from uegan.training.signals import StopRequest
 from uegan.training.step import schedule_factor, set_learning_rates, train_step
 from uegan.training.validation import ValidationSet, validate_generator
