@@ -15,7 +15,9 @@ Files are ``checkpoints/step_XXXXXXXX.pt`` (the newest ``keep_last`` are kept) a
 ``checkpoints/best_step_XXXXXXXX.pt`` (the best by validation PSNR, one file). Each is written to
 a temporary file beside it and renamed, so a crash or a full disk never damages an existing one.
 A resumed run starts from the newest checkpoint that reads back; a damaged newer one is named in
-a warning and left where it is.
+a warning and kept, renamed ``<name>.damaged`` (so the resumed run neither prunes nor overwrites
+it). The trainer hands its live objects over as a :class:`TrainingState`; :func:`make_checkpoint`
+writes the dict above from it, :func:`restore_training_state` and :func:`read_progress` read it.
 """
 
 from __future__ import annotations
