@@ -1,4 +1,4 @@
-"""The optional speed-ups (uegan.training.acceleration, uegan.models.fast, uegan.runtime) keep the published numerics.
+"""The optional speed-ups (uegan.training.step.StepOptions, uegan.models.fast, uegan.runtime) keep the published numerics.
 
 References are the golden tensors of the published code (../shared/golden), with the golden
 tolerances: the generator forward within 1e-5, two training steps' losses within 1e-4 relative
@@ -25,7 +25,6 @@ from conftest import load_golden
 from test_train_step import LOSS_NAMES, _compare_deltas
 from uegan.models.fast import ConvFirstUpsample, LocalOnlyGlobalAttention, OutputScaledDBlock, restore_attention, restore_dblocks, restore_upsample, skip_inert_attention, use_conv_first_upsample, use_output_scaled_spectral_norm
 from uegan.inference import InferenceAcceleration, prepare_generator_for_inference
-from uegan.training.acceleration import TrainingAcceleration, accelerate_training
 from uegan.runtime import autocast, channels_last_input, grad_scaler
 from uegan.training.step import mixed_precision
 from uegan.losses import FidelityLoss
@@ -34,7 +33,8 @@ from uegan.models import (Discriminator, DiscriminatorConfig, Generator, Generat
 from uegan.models.layers import GlobalAttention, Upsample
 from uegan.models.published import (discriminator_from_published, discriminator_to_published,
                              generator_from_published, generator_to_published)
-from uegan.training.step import ImagePool, make_optimizers, train_step
+from uegan.training.step import (ImagePool, StepOptions, apply_step_options, make_optimizers,
+                                 train_step)
 
 needs_compiler = pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("c++") is None
                                     and shutil.which("clang") is None,
@@ -179,12 +179,12 @@ def test_output_scaled_spectral_norm_matches_published_discriminator():
 # training
 
 
-def _run_golden_steps(init: str, options: TrainingAcceleration):
+def _run_golden_steps(init: str, options: StepOptions):
     """Run the two golden training steps with ``options``; returns (reference, G, D, losses)."""
-    golden = golden_training(init, **options.optimizer_kwargs())
+    golden = golden_training(init, fused=options.fused)
     ref, settings, generator, discriminator = golden.ref, golden.settings, golden.generator, golden.discriminator
     fidelity = golden_fidelity_loss()
-    accelerate_training(generator, discriminator, fidelity, options)
+    apply_step_options(generator, discriminator, fidelity, options)
     losses = []
     for batch in ref["batches"]:
         low = channels_last_input(batch["low_quality"], options.channels_last)
@@ -192,32 +192,71 @@ def _run_golden_steps(init: str, options: TrainingAcceleration):
         losses.append(train_step(generator, discriminator, fidelity, golden.pool, golden.opt_g,
                                  golden.opt_d, low, high, "l1", golden.weights,
                                  adversarial_input=settings["adv_input"],
-                                 **options.step_kwargs()).as_floats())
+                                 options=options).as_floats())
     return ref, generator, discriminator, losses
 
 
-def _assert_matches_golden(ref, generator, discriminator, losses) -> None:
-    for mine, expected in zip(losses, ref["losses_per_step"], strict=True):
+# Bounds of the accelerated step's parameter updates (two Adam steps). Adam's first steps move
+# each element by about lr * sign(gradient), so an element whose gradient is of the order of
+# its rounding error moves by +-lr in a direction set by rounding: summation order (another
+# CPU's kernels, NHWC, the conv-first upsampling) turns into update differences far above
+# rounding. On the machine this was written on, the eager step with its inputs changed by one
+# unit in the last place moved the worst per-tensor cosine down to 0.989 and the aggregate up to
+# 0.09; the published code on an Intel Xeon (AVX-512, AMX) against the golden file made on an
+# AMD CPU, 0.999 and 0.028; this step's speed-ups there, 0.990 and 0.066. The README's 0.99 thus
+# sits inside rounding noise. What a real deviation does is far larger: dropping the identity
+# term gives 0.81 and 0.26, and the losses (compared at 1e-4, not amplified by Adam) catch a
+# term scaled by a few per cent.
+SAME_MACHINE_WORST_COSINE = 0.98   # against the eager step, run in the same test
+SAME_MACHINE_AGGREGATE = 0.1
+GOLDEN_WORST_COSINE = 0.97         # against the golden file (another CPU: its noise adds)
+GOLDEN_AGGREGATE = 0.12
+
+
+def _assert_updates_close(initial, after_ref, after_mine, worst_bound, aggregate_bound, what):
+    worst, aggregate = _compare_deltas(initial, after_ref, after_mine, 1e-10)
+    assert worst >= worst_bound and aggregate <= aggregate_bound, (what, worst, aggregate)
+
+
+def _assert_matches_eager_here_and_golden(options: StepOptions) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The two golden steps with ``options`` against the eager published-order step run here
+    (same machine, same test) and, with a looser bound, against the golden file (bounds: the
+    comment above); returns the trained G and D."""
+    ref, generator, discriminator, losses = _run_golden_steps("kaiming", options)
+    _, eager_g, eager_d, eager_losses = _run_golden_steps("kaiming", StepOptions())
+    mine_g = generator_to_published(generator.state_dict())
+    mine_d = discriminator_to_published(discriminator.state_dict())
+    for mine, eager, expected in zip(losses, eager_losses, ref["losses_per_step"], strict=True):
         for name, theirs in LOSS_NAMES.items():
+            assert mine[name] == pytest.approx(eager[name], rel=1e-4, abs=1e-7), name
             assert mine[name] == pytest.approx(expected[theirs], rel=1e-4, abs=1e-7), name
-    worst, aggregate = _compare_deltas(ref["G_initial"], ref["G_after"],
-                                       generator_to_published(generator.state_dict()), 1e-10)
-    assert worst >= 0.99 and aggregate <= 0.1, (worst, aggregate)
-    worst, aggregate = _compare_deltas(ref["D_initial"], ref["D_after"],
-                                       discriminator_to_published(discriminator.state_dict()), 1e-10)
-    assert worst >= 0.99 and aggregate <= 0.1, (worst, aggregate)
+    _assert_updates_close(ref["G_initial"], generator_to_published(eager_g.state_dict()), mine_g,
+                          SAME_MACHINE_WORST_COSINE, SAME_MACHINE_AGGREGATE, "G, eager here")
+    _assert_updates_close(ref["D_initial"], discriminator_to_published(eager_d.state_dict()),
+                          mine_d, SAME_MACHINE_WORST_COSINE, SAME_MACHINE_AGGREGATE, "D, eager here")
+    _assert_updates_close(ref["G_initial"], ref["G_after"], mine_g, GOLDEN_WORST_COSINE,
+                          GOLDEN_AGGREGATE, "G, golden")
+    _assert_updates_close(ref["D_initial"], ref["D_after"], mine_d, GOLDEN_WORST_COSINE,
+                          GOLDEN_AGGREGATE, "D, golden")
+    return generator, discriminator
 
 
 def test_eager_training_options_reproduce_two_published_steps():
     """freeze_d_in_g_step, fused Adam, conv-first upsampling, output-scaled spectral norm and
     channels-last, all at once, on the kaiming case (every loss term far from zero)."""
-    options = TrainingAcceleration(freeze_d_in_g_step=True, fused_adam=True,
-                                   conv_first_upsample=True, output_scaled_spectral_norm=True,
-                                   channels_last=True)
-    ref, generator, discriminator, losses = _run_golden_steps("kaiming", options)
-    _assert_matches_golden(ref, generator, discriminator, losses)
+    _, discriminator = _assert_matches_eager_here_and_golden(StepOptions(
+        freeze_d_in_g_step=True, fused_adam=True, conv_first_upsample=True,
+        output_scaled_spectral_norm=True, channels_last=True))
     # the frozen G step leaves D trainable afterwards
     assert all(p.requires_grad for p in discriminator.parameters())
+
+
+def test_training_acceleration_is_the_step_options_under_its_former_name():
+    from uegan.training.acceleration import TrainingAcceleration, accelerate_training
+
+    assert TrainingAcceleration is StepOptions and accelerate_training is apply_step_options
+    assert TrainingAcceleration.fast().step_kwargs() == {"options": StepOptions.fast()}
+    assert StepOptions.fast().fused is True and StepOptions().fused is None
 
 
 def test_freeze_d_in_g_step_leaves_d_gradients_of_the_d_step():
@@ -232,7 +271,8 @@ def test_freeze_d_in_g_step_leaves_d_gradients_of_the_d_step():
         g.load_state_dict(generator.state_dict())
         d.load_state_dict(discriminator.state_dict())
         opt_g, opt_d = make_optimizers(g, d)
-        train_step(g, d, fidelity, ImagePool(0), opt_g, opt_d, low, high, freeze_d_in_g_step=freeze)
+        train_step(g, d, fidelity, ImagePool(0), opt_g, opt_d, low, high,
+                   options=StepOptions(freeze_d_in_g_step=freeze))
         assert all(p.requires_grad for p in d.parameters())
         grads[freeze] = [p.grad.clone() for p in d.parameters()]
     # published: D's .grad ends up holding the G step's (discarded) gradients; frozen: the D
@@ -260,10 +300,8 @@ def test_compiled_generator_matches_published_forward():
                     reason="compiles five graphs (about 4 minutes cold): set UEGAN_SLOW_TESTS=1")
 def test_compiled_training_reproduces_two_published_steps():
     """G and D compiled (VGG19 left eager: its compile doubles the time of this test), with every
-    fp32 option of TrainingAcceleration.fast()."""
-    ref, generator, discriminator, losses = _run_golden_steps(
-        "kaiming", TrainingAcceleration.fast(compile=True, compile_vgg=False))
-    _assert_matches_golden(ref, generator, discriminator, losses)
+    fp32 option of StepOptions.fast()."""
+    _assert_matches_eager_here_and_golden(StepOptions.fast(compile=True, compile_vgg=False))
 
 
 def test_enhancer_with_acceleration_matches_published_forward():

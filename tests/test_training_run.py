@@ -22,6 +22,7 @@ from uegan import nima as nima_module
 from uegan.checkpoints import load_generator
 from uegan.cli import main
 from uegan.errors import UserError
+from uegan.training import run_log
 from uegan.training import trainer as trainer_module
 from uegan.training.checkpoint import CheckpointWriteError, list_checkpoints, load_checkpoint
 from uegan.training.config import config_from_json
@@ -139,7 +140,7 @@ class _RecordingWriter:
 def test_validation_metrics_reach_metrics_jsonl_and_tensorboard(tmp_path, monkeypatch):
     make_pairs(tmp_path / "val_low", tmp_path / "val_label", 2, seed=5)
     writer = _RecordingWriter()
-    monkeypatch.setattr(Trainer, "_open_tensorboard", lambda self: writer)
+    monkeypatch.setattr(run_log, "open_tensorboard", lambda folder, purge_step: writer)
     config = tiny_config(tmp_path, steps=2, val_low=str(tmp_path / "val_low"),
                          val_label=str(tmp_path / "val_label"), val_save_images=2, tensorboard=True)
     Trainer(config, vgg=TinyFeatures()).fit()

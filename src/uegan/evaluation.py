@@ -293,12 +293,10 @@ def _evaluate_one(stem: str, pred_path: Path, label_path: Path | None, protocol:
         if pred.shape != label.shape:
             raise _ImageProblem(pred_path, f"size {pred.shape[1]}x{pred.shape[0]} differs from its label "
                                            f"{label_path} ({label.shape[1]}x{label.shape[0]})")
-        a = torch.from_numpy(pred).to(device)
-        b = torch.from_numpy(label).to(device)
         try:
-            result.psnr = metrics.psnr(a, b)
-            result.ssim = metrics.ssim(a, b, protocol=protocol)
-            result.ciede2000 = metrics.ciede2000(a, b)
+            scores = score_pair(pred, label, protocol, device)
+            result.psnr, result.ssim, result.ciede2000 = (scores["psnr"], scores["ssim"],
+                                                          scores["ciede2000"])
         except ValueError as error:  # too small for the crop or the window
             raise _ImageProblem(pred_path, str(error)) from error
     if scorer is not None:

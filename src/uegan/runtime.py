@@ -1,9 +1,12 @@
-"""Runtime options shared by every command: threads, the torch.compile cache, precision
-(autocast), memory format and compilation.
+"""Runtime options shared by every command: the device, threads, the torch.compile cache,
+precision (autocast), memory format and compilation.
 
-One place validates a precision name and maps it to a dtype (:data:`PRECISION_DTYPES`). The
-speed-ups built on these live next to what they speed up: exact layer rewrites in
-:mod:`uegan.models.fast`, training options in :mod:`uegan.training.acceleration`, enhancement
+This module owns them: one :func:`select_device` (``auto``: CUDA, then MPS, then CPU), one
+validation of a device name, a thread count and a precision name, one table from precision
+names to dtypes (:data:`PRECISION_DTYPES`). Each check raises :class:`~uegan.errors.UserError`
+with one line naming the valid choices, so every command reports a bad value the same way.
+The speed-ups built on these live next to what they speed up: exact layer rewrites in
+:mod:`uegan.models.fast`, training-step options in :mod:`uegan.training.step`, enhancement
 options in :mod:`uegan.inference`. Figures: ``benchmarks/RESULTS.md``.
 """
 
@@ -19,23 +22,91 @@ from typing import Any
 import torch
 from torch import nn
 
+from uegan.errors import UserError
+
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 PRECISION_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16,
                                                   "fp16": torch.float16}
 COMPILE_CACHE_ENV = "UEGAN_COMPILE_CACHE"
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+class OptionError(UserError, ValueError):
+    """A bad runtime option (device, threads, precision): a UserError, so the command line
+    reports it in one line; also a ValueError, as library callers expect of a bad value."""
+
+
+# ---------------------------------------------------------------------------------------------
+# device
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
+
+
+def parse_device(name: str) -> torch.device | None:
+    """The device ``name`` stands for (``None`` for ``auto``), without asking the hardware.
+
+    A UserError (one line, the valid choices) for anything else: checked when a configuration
+    is read, before any work starts.
+    """
+    text = (name or "auto").strip().lower()
+    if text == "auto":
+        return None
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in DEVICE_TYPES or (device.type != "cuda"
+                                                              and device.index not in (None, 0)):
+        raise OptionError(f"device {name!r} is not a device name: choose {DEVICE_CHOICES}")
+    return device
+
+
+def select_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    """The device to run on. ``auto``: CUDA (the ``local_rank``-th GPU, for one process per
+    GPU), then MPS, then the CPU. A named device must exist on this machine; a UserError (one
+    line, the valid choices) otherwise."""
+    device = parse_device(name)
+    if device is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise OptionError(f"device {name!r}: CUDA is not available on this machine (choose "
+                            f"{DEVICE_CHOICES})")
+        count = torch.cuda.device_count()
+        if device.index is None:
+            return torch.device("cuda", local_rank % count)
+        if device.index >= count:
+            raise OptionError(f"device {name!r}: this machine has {count} CUDA device(s), "
+                            f"cuda:0 to cuda:{count - 1}")
+    if device.type == "mps" and not _mps_available():
+        raise OptionError(f"device {name!r}: MPS is not available on this machine (choose "
+                        f"{DEVICE_CHOICES})")
+    return device
 
 
 # ---------------------------------------------------------------------------------------------
 # threads, compile cache
 
 
+def check_threads(threads: int | None) -> None:
+    """A UserError unless ``threads`` is None (torch's default) or at least 1."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise OptionError(f"threads must be a whole number of at least 1 (got {threads!r})")
+
+
 def configure_threads(threads: int | None) -> int:
     """``torch.set_num_threads(threads)`` when given; returns the number in use."""
+    check_threads(threads)
     if threads is not None:
-        if threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     return torch.get_num_threads()
 
@@ -78,14 +149,20 @@ def configure_compile_cache(path: str | Path | None = None) -> Path:
 
 
 def check_precision(precision: str, device_type: str = "cpu") -> None:
+    """A UserError unless ``precision`` is one of :data:`PRECISIONS`."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise OptionError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
+
+
+def precision_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a precision name (None: full precision)."""
+    check_precision(precision)
+    return PRECISION_DTYPES[precision]
 
 
 def autocast(precision: str, device_type: str = "cpu") -> contextlib.AbstractContextManager:
     """``torch.autocast`` for ``bf16`` / ``fp16``; a no-op context for ``fp32``."""
-    check_precision(precision, device_type)
-    dtype = PRECISION_DTYPES[precision]
+    dtype = precision_dtype(precision)
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type, dtype=dtype)
@@ -112,9 +189,6 @@ def channels_last_input(x: torch.Tensor, enabled: bool = True) -> torch.Tensor:
     if enabled and x.dim() == 4:
         return x.contiguous(memory_format=torch.channels_last)
     return x
-
-
-# ---------------------------------------------------------------------------------------------
 
 
 # ---------------------------------------------------------------------------------------------

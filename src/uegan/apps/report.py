@@ -34,6 +34,7 @@ from uegan.apps.tables import figure_cell, finite, md_table
 from uegan.errors import UserError
 from uegan.io.files import atomic_write_bytes
 from uegan.metrics import LOWER_IS_BETTER
+from uegan.training.run_folder import CONFIG_FILE, METRICS_FILE, RunFolder
 from uegan.variants import VARIANTS
 
 log = logging.getLogger(__name__)
@@ -103,19 +104,20 @@ def load_run(run_dir: str | Path) -> Run:
     path = Path(run_dir)
     if not path.is_dir():
         raise UserError(f"{path}: not a run folder")
-    config_path = path / "config.json"
+    folder = RunFolder(path)
+    config_path = folder.config_file
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"{path}: no config.json (is this a folder written by 'uegan train'?)") from None
+        raise UserError(f"{path}: no {CONFIG_FILE} (is this a folder written by 'uegan train'?)") from None
     except (OSError, json.JSONDecodeError) as error:
         raise UserError(f"{config_path}: cannot read ({error})") from error
     if not isinstance(config, dict) or "variant" not in config:
         raise UserError(f"{config_path}: no 'variant' entry")
     run = Run(path=path, variant=str(config["variant"]), seed=config.get("seed"), config=config)
-    metrics_path = path / "metrics.jsonl"
+    metrics_path = folder.metrics_file
     if not metrics_path.is_file():
-        log.warning("%s: no metrics.jsonl; the run has no curves or figures yet", path)
+        log.warning("%s: no %s; the run has no curves or figures yet", path, METRICS_FILE)
         return run
     lines = metrics_path.read_text(encoding="utf-8").splitlines()
     for number, line in enumerate(lines, start=1):

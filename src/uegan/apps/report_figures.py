@@ -19,6 +19,7 @@ from uegan.apps.seeds import METRICS, VariantSummary
 from uegan.apps.tables import finite
 from uegan.io.images import find_images, images_by_stem, is_image_path
 from uegan.metrics import DIGITS, LOWER_IS_BETTER
+from uegan.training.run_folder import RunFolder
 
 LOSS_KEYS: tuple[str, ...] = ("d_loss", "g_loss", "g_adv_loss", "g_fidelity_loss", "g_identity_loss")
 VAL_METRICS = METRICS
@@ -108,13 +109,7 @@ def loss_figure(figure_module: Any, runs: Sequence[RunLike]) -> bytes | None:
 # ----------------------------------------------------------------------------------------- grid
 
 def _epoch_dirs(run: RunLike) -> dict[int, Path]:
-    root = run.path / "val_images"
-    found: dict[int, Path] = {}
-    if root.is_dir():
-        for child in root.iterdir():
-            if child.is_dir() and child.name.startswith("epoch_") and child.name[6:].isdigit():
-                found[int(child.name[6:])] = child
-    return found
+    return RunFolder(run.path).epoch_image_dirs()
 
 
 def grid_epoch_dir(run: RunLike, best_by: str) -> tuple[int, Path] | None:

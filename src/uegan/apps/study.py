@@ -31,6 +31,7 @@ from uegan.apps.seeds import METRICS, seed_comparison_lines, statistics_dict, su
 from uegan.errors import UserError
 from uegan.io.files import atomic_path, atomic_write_text
 from uegan.training.config import parse_set_options, resolve_train_config
+from uegan.training.run_folder import RunFolder
 from uegan.training.trainer import Trainer
 from uegan.variants import get_variant
 from uegan.weights import build_vgg19
@@ -87,17 +88,7 @@ def parse_variants(text: str) -> tuple[str, ...]:
 
 def run_status(run_dir: Path) -> str:
     """"done" (validated after its last step), "partial" (started) or "new"."""
-    if not run_dir.exists():
-        return "new"
-    try:
-        total = json.loads((run_dir / "versions.json").read_text(encoding="utf-8"))["total_steps"]
-        rows = [json.loads(line) for line in
-                (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, ValueError, KeyError):
-        rows, total = [], None
-    if total is not None and any(r.get("kind") == "val" and r.get("step") == total for r in rows):
-        return "done"
-    return "partial" if (run_dir / "config.json").exists() or (run_dir / "checkpoints").exists() else "new"
+    return RunFolder(run_dir).status()
 
 
 def _check_plan(plan: StudyPlan) -> None:
@@ -192,7 +183,7 @@ def run_study(plan: StudyPlan) -> StudyResult:
                 completed = subprocess.run(command, check=False, env=env)
                 if completed.returncode != 0:
                     raise UserError(f"{variant} seed {seed}: torchrun exited with code "
-                                    f"{completed.returncode}; see {run_dir / 'train.log'}, then "
+                                    f"{completed.returncode}; see {RunFolder(run_dir).log_file}, then "
                                     f"run the same study command again to resume")
             else:
                 _train_in_process(plan, variant, seed, status == "partial", vgg)

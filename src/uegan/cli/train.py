@@ -10,7 +10,8 @@ import logging
 import os
 import sys
 
-from uegan.training.config import PRECISIONS, parse_set_options, resolve_train_config
+from uegan.runtime import DEVICE_CHOICES, PRECISIONS
+from uegan.training.config import parse_set_options, resolve_train_config
 from uegan.variants import VARIANTS
 
 EXIT_FAILED = 1
@@ -19,7 +20,7 @@ EXIT_INTERRUPTED = 130
 # command-line flag -> configuration field (values left at None are not overrides)
 FLAG_FIELDS = ("variant", "low", "high", "val_low", "val_label", "out", "epochs", "steps",
                "save_every", "device", "seed", "precision", "vgg_weights", "batch_size",
-               "num_workers", "nima_weights", "keep_last", "fast_step", "compile")
+               "num_workers", "nima_weights", "keep_last", "fast_step", "compile", "threads")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,7 +58,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run_group.add_argument("--keep-last", type=int, metavar="K", help="step checkpoints kept")
     run_group.add_argument("--resume", action="store_true",
                            help="continue from the newest checkpoint in RUN_DIR")
-    run_group.add_argument("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    run_group.add_argument("--device", help=f"{DEVICE_CHOICES} (auto, the default: CUDA, then "
+                                            f"MPS, then the CPU)")
+    run_group.add_argument("--threads", type=int, metavar="N",
+                           help="torch CPU threads per process (default: torch's choice)")
     run_group.add_argument("--precision", choices=PRECISIONS, help="fp32 (default), bf16 or fp16")
     run_group.add_argument("--num-workers", type=int, metavar="N", help="data-loading processes")
     run_group.add_argument("--nima-weights", metavar="PATH",

@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import json
 import logging
+import math
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -19,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from uegan.errors import UserError
+from uegan.runtime import PRECISIONS, check_precision, check_threads, parse_device
+from uegan.training.run_folder import CONFIG_FILE
 from uegan.variants import get_variant
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-CONFIG_FILE = "config.json"  # the resolved configuration, in the run directory
+__all__ = ["PRECISIONS", "TrainConfig", "load_config", "resolve_train_config"]
 # fields that fix the networks' shapes: a resumed run cannot change them
 ARCHITECTURE_FIELDS = ("variant", "conv_dim", "d_conv_dim")
 
@@ -86,13 +88,14 @@ class TrainConfig:
     device: str = "auto"              # auto: CUDA, then MPS, then CPU
     seed: int = 0
     precision: str = "fp32"           # fp32, bf16 or fp16 (autocast; fp16 with loss scaling)
+    threads: int | None = None        # torch CPU threads per process (None: torch's default)
     num_workers: int = 4              # data-loading processes per training process
     log_every: int = 10               # steps between rows of metrics.jsonl
     progress: bool = True             # progress bar (rank 0)
     tensorboard: bool = True          # TensorBoard logs when the tensorboard package is installed
     deterministic: bool = False       # deterministic kernels (slower on GPUs)
 
-    # speed-ups (uegan.training.acceleration, uegan.models.fast, uegan.runtime): the same updates up to floating-point rounding
+    # speed-ups (uegan.training.step.StepOptions): the same updates up to floating-point rounding
     fast_step: bool = False           # D frozen in the G step, fused Adam, conv-first upsampling
                                       # in G, output-scaled spectral norm in D
     compile: bool = False             # torch.compile of G, D and VGG19 (cached on disk)
@@ -100,6 +103,10 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         """Check every value; a UserError naming the field and the fix otherwise."""
         get_variant(self.variant)
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserError(f"{field.name} must be a finite number (got {value})")
         positive = ("conv_dim", "d_conv_dim", "crop_size", "image_size", "batch_size", "epochs",
                     "save_every", "keep_last", "log_every", "val_every")
         for name in positive:
@@ -119,8 +126,12 @@ class TrainConfig:
         if self.image_size % 16 or self.image_size < 96:
             raise UserError(f"image_size must be a multiple of 16 and at least 96 (the discriminator's "
                             f"minimum), got {self.image_size}")
-        if self.precision not in PRECISIONS:
-            raise UserError(f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise UserError(f"{name} must be in [0, 1) (got {getattr(self, name)})")
+        check_precision(self.precision)
+        check_threads(self.threads)
+        parse_device(self.device)
         if (self.val_low is None) != (self.val_label is None):
             raise UserError("validation needs both --val-low and --val-label (or neither)")
         for name in ("g_lr", "d_lr", "weight_decay", "adv_weight", "fidelity_weight",
@@ -135,10 +146,19 @@ class TrainConfig:
         return self.epochs // 2 if self.decay_epochs is None else self.decay_epochs
 
     def require_paths(self) -> None:
+        """The data folders and the run folder are given, and the run folder lies outside every
+        data folder (else its saved validation images would become training or validation
+        images of the next run, or of this one after --resume)."""
         missing = [f"--{name}" for name in ("low", "high", "out") if getattr(self, name) is None]
         if missing:
             raise UserError(f"training needs {', '.join(missing)} (on the command line or in the "
                             f"--config file)")
+        out = Path(self.out).expanduser().resolve()
+        for name in ("low", "high", "val_low", "val_label"):
+            folder = getattr(self, name)
+            if folder is not None and out.is_relative_to(Path(folder).expanduser().resolve()):
+                raise UserError(f"--out {self.out} lies inside --{name.replace('_', '-')} {folder}: "
+                                f"its images would be read as data; choose a run folder outside it")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,4 +1,4 @@
-"""Device choice and multi-process training under ``torchrun`` (DistributedDataParallel).
+"""Multi-process training under ``torchrun`` (DistributedDataParallel).
 
 ``torchrun --nproc_per_node N -m uegan train ...`` starts N processes with ``RANK``,
 ``LOCAL_RANK`` and ``WORLD_SIZE`` set; :func:`init_distributed` joins them into one process
@@ -8,43 +8,21 @@ alone, with no process group.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from uegan.errors import UserError
+from uegan.runtime import select_device
 
 log = logging.getLogger(__name__)
-
-
-def select_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto``: CUDA (the local rank's GPU), then MPS, then CPU; else the named device."""
-    preference = (preference or "auto").lower()
-    if preference == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank % torch.cuda.device_count())
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(preference)
-    except RuntimeError as error:
-        raise UserError(f"--device {preference!r}: not a device name (use auto, cpu, cuda, "
-                        f"cuda:N or mps)") from error
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {preference}: CUDA is not available on this machine")
-        if device.index is None:
-            device = torch.device("cuda", local_rank % torch.cuda.device_count())
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None)
-                                     and torch.backends.mps.is_available()):
-        raise UserError(f"--device {preference}: MPS is not available on this machine")
-    return device
 
 
 @dataclass
@@ -64,6 +42,24 @@ class DistContext:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    def on_main(self, function: Callable[[], Any]) -> Any:
+        """Run ``function`` on rank 0 and hand its result, or its UserError (of the same class,
+        with the same message), to every rank."""
+        outcome: tuple[type[UserError] | None, Any] = (None, None)
+        if self.is_main:
+            try:
+                outcome = (None, function())
+            except UserError as error:
+                outcome = (type(error), str(error))
+        kind, value = self.broadcast(outcome)
+        if kind is not None:
+            try:
+                error = kind(value)
+            except TypeError:  # a subclass with its own constructor
+                error = UserError(value)
+            raise error
+        return value
 
     def barrier(self) -> None:
         if self.enabled:
@@ -142,3 +138,17 @@ def init_distributed(device_preference: str = "auto") -> DistContext:
         dist.init_process_group(backend)
     log.debug("rank %d of %d on %s (%s)", rank, world, device, backend)
     return DistContext(rank, world, local_rank, device, owns_group=True)
+
+
+def wrap_ddp(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """DistributedDataParallel that syncs the buffers once, at the start, not on every call.
+
+    The spectral-norm vectors u, v of D change on every call; each rank runs the same power
+    iterations on the same (all-reduced) weights, so they stay equal without broadcasts.
+    """
+    options: dict[str, Any] = {"device_ids": [device] if device.type == "cuda" else None}
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
+        options["forward_sync_buffers"] = False
+    else:
+        options["broadcast_buffers"] = False
+    return DistributedDataParallel(module, **options)

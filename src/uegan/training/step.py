@@ -5,6 +5,15 @@
    iterations), ``L_D = rahinge_D(real, pooled) + rahinge_D(real, low)``, D optimiser step.
 3. G step with the updated D: ``D(high)``, ``D(fake)``, fidelity on ``(fake, low)``, identity on
    ``(G(high), high)``; ``L_G = 0.1 adv + 1.0 fidelity + 0.1 identity``; G optimiser step.
+
+The speed-ups of a step are the fields of :class:`StepOptions` (defaults: the published step).
+In fp32 none changes what is computed beyond floating-point rounding: the golden tests pass with
+every fp32 option on (``tests/test_acceleration.py``). Figures: ``benchmarks/RESULTS.md``::
+
+    options = StepOptions.fast()
+    apply_step_options(generator, discriminator, fidelity, options)      # before DDP wrapping
+    opt_g, opt_d = make_optimizers(generator, discriminator, settings, fused=options.fused)
+    train_step(..., mixed_precision(options.precision, device.type), options=options)
 """
 
 from __future__ import annotations
@@ -18,8 +27,83 @@ from typing import Any
 import torch
 from torch import nn
 
-from uegan.runtime import PRECISION_DTYPES, check_precision, grad_scaler
 from uegan.losses import FidelityLoss, IdentityCriterion, identity_loss, rahinge_d_loss, rahinge_g_loss
+from uegan.models.fast import use_conv_first_upsample, use_output_scaled_spectral_norm
+from uegan.runtime import (check_precision, compile_module, configure_threads, grad_scaler,
+                           precision_dtype, to_channels_last)
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """Speed-ups of a training step and its runtime options. The defaults: the published step.
+
+    ``freeze_d_in_g_step``: D's parameters frozen in the G step (the same G update, no D weight
+    gradients). ``fused_adam``: the fused Adam kernel. ``conv_first_upsample`` (G) and
+    ``output_scaled_spectral_norm`` (D): exact layer rewrites (:mod:`uegan.models.fast`).
+    ``channels_last``: NHWC memory format. ``compile``: ``torch.compile`` of G, D and (with
+    ``compile_vgg``) VGG19. ``precision``: fp32, or bf16 / fp16 autocast.
+    """
+
+    compile: bool = False
+    compile_vgg: bool = True
+    channels_last: bool = False
+    conv_first_upsample: bool = False
+    output_scaled_spectral_norm: bool = False
+    freeze_d_in_g_step: bool = False
+    fused_adam: bool = False
+    precision: str = "fp32"
+    threads: int | None = None
+    compile_mode: str | None = None
+    cache_dir: str | None = None
+
+    @classmethod
+    def fast(cls, **overrides: Any) -> "StepOptions":
+        """Every exact fp32 option that pays on this project's CPU measurements
+        (benchmarks/RESULTS.md), not ``compile``: on the CPU a compiled step is slower than the
+        same step eager (convolutions and their backward dominate, and inductor calls the same
+        oneDNN kernels for them). Pass ``compile=True`` to add it."""
+        values: dict[str, Any] = dict(conv_first_upsample=True, output_scaled_spectral_norm=True,
+                                      freeze_d_in_g_step=True, fused_adam=True)
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def fused(self) -> bool | None:
+        """The ``fused`` argument of :func:`make_optimizers` (None: torch's default)."""
+        return True if self.fused_adam else None
+
+    def step_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`train_step` (for callers that pass options generically)."""
+        return {"options": self}
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`make_optimizers`."""
+        return {"fused": True} if self.fused_adam else {}
+
+
+def apply_step_options(generator: nn.Module, discriminator: nn.Module,
+                       fidelity: nn.Module | None, options: StepOptions) -> None:
+    """Apply ``options`` to the three networks, in place (before any DDP wrapping).
+
+    The networks keep their parameters and state-dict keys: checkpoints, optimisers and the
+    golden numerics stay as they are. The inputs of a channels-last run should be made
+    channels-last too (:func:`uegan.runtime.channels_last_input`); the networks accept either.
+    """
+    configure_threads(options.threads)
+    check_precision(options.precision)
+    if options.conv_first_upsample:
+        use_conv_first_upsample(generator)
+    if options.output_scaled_spectral_norm:
+        use_output_scaled_spectral_norm(discriminator)
+    networks = [m for m in (generator, discriminator, fidelity) if m is not None]
+    if options.channels_last:
+        to_channels_last(*networks)
+    if options.compile:
+        compile_module(generator, mode=options.compile_mode, cache_dir=options.cache_dir)
+        compile_module(discriminator, mode=options.compile_mode, cache_dir=options.cache_dir)
+        vgg = getattr(fidelity, "vgg", None)
+        if options.compile_vgg and isinstance(vgg, nn.Module):
+            compile_module(vgg, mode=options.compile_mode, cache_dir=options.cache_dir)
 
 
 @dataclass(frozen=True)
@@ -42,7 +126,7 @@ def make_optimizers(generator: nn.Module, discriminator: nn.Module,
                     settings: OptimizerSettings = OptimizerSettings(), *,
                     fused: bool | None = None) -> tuple[torch.optim.Adam, torch.optim.Adam]:
     """Adam for G and for D. ``fused=True``: the fused implementation (one kernel per step;
-    same update up to rounding; uegan.acceleration)."""
+    same update up to rounding; :attr:`StepOptions.fused`)."""
     betas = (settings.beta1, settings.beta2)
     opt_g = torch.optim.Adam(generator.parameters(), lr=settings.g_lr, betas=betas,
                              weight_decay=settings.weight_decay, fused=fused)
@@ -55,6 +139,18 @@ def lr_factor(epoch: int, total_epochs: int = 100, decay_epochs: int = 50) -> fl
     """Learning-rate factor of 0-based ``epoch``: 1 until the decay starts, then linear to 0."""
     decay_start = total_epochs - decay_epochs
     return 1.0 - max(0, epoch + 1 - decay_start) / decay_epochs
+
+
+def schedule_factor(epoch: int, total_epochs: int, decay_epochs: int) -> float:
+    """:func:`lr_factor`, 0 past the end of the schedule, 1 throughout without decay."""
+    return 1.0 if decay_epochs == 0 else max(0.0, lr_factor(epoch, total_epochs, decay_epochs))
+
+
+def set_learning_rates(factor: float, *optimizers: tuple[torch.optim.Optimizer, float]) -> None:
+    """Each ``(optimizer, base learning rate)``: every group's rate set to ``base * factor``."""
+    for optimizer, base in optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] = base * factor
 
 
 class ImagePool:
@@ -147,10 +243,10 @@ class MixedPrecision:
 FULL_PRECISION = MixedPrecision()
 
 
-def mixed_precision(precision: str, device_type: str = "cpu"):
-    """The ``precision`` argument of :func:`uegan.training.step.train_step` for a precision name."""
-    check_precision(precision, device_type)
-    return MixedPrecision(device_type, PRECISION_DTYPES[precision], grad_scaler(precision, device_type))
+def mixed_precision(precision: str, device_type: str = "cpu") -> MixedPrecision:
+    """The ``precision`` argument of :func:`train_step` for a precision name (fp16: with loss
+    scaling)."""
+    return MixedPrecision(device_type, precision_dtype(precision), grad_scaler(precision, device_type))
 
 
 @contextlib.contextmanager
@@ -169,6 +265,13 @@ def frozen_parameters(module: nn.Module) -> Iterator[nn.Module]:
             param.requires_grad_(True)
 
 
+class NoFidelity(nn.Module):
+    """Stands in for the fidelity loss when its weight is 0 (an ablation): zero, no VGG19."""
+
+    def forward(self, x01: torch.Tensor, _y01: torch.Tensor) -> torch.Tensor:
+        return x01.new_zeros(())
+
+
 def to_unit_range(image: torch.Tensor) -> torch.Tensor:
     """[-1, 1] -> [0, 1]."""
     return (image + 1) / 2
@@ -180,15 +283,19 @@ def train_step(generator: nn.Module, discriminator: nn.Module, fidelity: Fidelit
                identity_criterion: IdentityCriterion = "l1",
                weights: LossWeights = LossWeights(), adversarial_input: bool = True,
                precision: MixedPrecision | None = None, *,
-               freeze_d_in_g_step: bool = False) -> StepLosses:
+               options: StepOptions | None = None,
+               freeze_d_in_g_step: bool | None = None) -> StepLosses:
     """One D update and one G update on a batch of low- and high-quality images in [-1, 1].
 
     ``precision`` (optional) runs the forward passes under autocast and scales the losses;
-    without it everything runs in the tensors' own precision.
-    ``freeze_d_in_g_step``: run D with frozen parameters in the G step (see below); the same
-    updates, less work.
+    without it everything runs in the tensors' own precision. Of ``options`` the step itself
+    uses ``freeze_d_in_g_step``: D with frozen parameters in the G step (see below); the same
+    updates, less work. (The other options act on the networks and the optimisers, set up
+    before the first step.) ``freeze_d_in_g_step`` given alone overrides ``options``' field.
     """
     amp = precision if precision is not None else FULL_PRECISION
+    if freeze_d_in_g_step is None:
+        freeze_d_in_g_step = options.freeze_d_in_g_step if options is not None else False
     with amp.autocast():
         fake = generator(low)
     pooled = pool.query(fake)
