@@ -31,8 +31,9 @@ import torch
 
 from uegan import metrics
 from uegan.errors import UserError
-from uegan.io.files import atomic_path
+from uegan.io.files import atomic_path, folder_write_problem
 from uegan.io.images import find_images, images_by_stem, list_images, load_rgb8
+from uegan.runtime import select_device
 
 log = logging.getLogger(__name__)
 
@@ -202,16 +203,9 @@ def pair_by_stem(pred_dir: Path, label_dir: Path | None) -> Pairing:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto``: the GPU when there is one; otherwise the named device, checked."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise UserError(f"unknown device {name!r}") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} asked for, but no CUDA GPU is available")
-    return device
+    """The device to score on: :func:`uegan.runtime.select_device` (``auto``: CUDA, then MPS,
+    then the CPU), for this torchrun process's GPU when there are several."""
+    return select_device(name, int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def _want_nima(config: EvaluationConfig) -> bool:
@@ -359,19 +353,6 @@ def check_writable(paths: Iterable[Path | None], overwrite: bool, inputs: Iterab
         problem = folder_write_problem(resolved.parent)
         if problem is not None:
             raise UserError(f"cannot write {path}: {problem}")
-
-
-def folder_write_problem(folder: Path) -> str | None:
-    """Why a file cannot be created in ``folder`` (missing folders are created, so the nearest
-    existing one counts; ``os.access``: the user's permissions), or None when it can."""
-    existing = Path(os.path.abspath(folder))
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"{existing} is a file, not a folder"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"no permission to write in {existing}"
-    return None
 
 
 def _write_bytes(path: str | Path, data: bytes, overwrite: bool) -> None:

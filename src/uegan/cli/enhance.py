@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from uegan.cli import EXIT_FAILED, EXIT_OK, interruption_exit_code, interruption_name
-from uegan.cli.preflight import (check_out_folder, check_threads, remove_stale_temporaries,
-                                 select_device)
+from uegan.cli.preflight import check_out_folder, check_threads, select_device
+from uegan.io.files import remove_stale_temporaries
 from uegan.errors import UserError
-from uegan.io.images import is_image_path
+from uegan.io.listing import is_image_path, list_images
 from uegan.runtime import configure_threads
 
 log = logging.getLogger(__name__)
@@ -136,23 +136,6 @@ def _inside(path: Path, folder: Path | None) -> bool:
     return folder is not None and _real(path).is_relative_to(folder)
 
 
-def _walk(folder: Path, failures: list[tuple[str, str]], exclude: Path | None = None) -> list[Path]:
-    """The images under ``folder``, sorted, not entering the sub-folder ``exclude`` (resolved)."""
-    found = []
-
-    def on_error(error: OSError) -> None:
-        failures.append((error.filename or str(folder),
-                         f"cannot list folder ({error.strerror or error})"))
-
-    for root, dirs, files in os.walk(folder, onerror=on_error, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not _inside(Path(root) / d, exclude))
-        for name in sorted(files):
-            path = Path(root) / name
-            if is_image_path(path):
-                found.append(path)
-    return found
-
-
 def expand_inputs(specs: list[str], exclude: Path | None = None
                   ) -> tuple[list[Job], list[tuple[str, str]]]:
     """Jobs for every image named by the inputs, and (input, reason) for inputs that name none.
@@ -161,13 +144,16 @@ def expand_inputs(specs: list[str], exclude: Path | None = None
     are results, not inputs); a file named on the command line is kept. A file reached twice
     (named twice, or by a pattern through a looping symbolic link) is one job, under its first
     name."""
-    # TODO(after merge): uegan.io.images.list_images(folder, exclude=[out]) does this pruning
     jobs: list[Job] = []
     failures: list[tuple[str, str]] = []
     excluded = None if exclude is None else _real(exclude)
 
+    def on_problem(path: Path, reason: str) -> None:
+        failures.append((str(path), reason))
+
     def add_folder(folder: Path) -> None:
-        images = _walk(folder, failures, excluded)
+        images = list_images(folder, exclude=[] if exclude is None else [exclude],
+                             on_problem=on_problem)
         if not images:
             failures.append((str(folder), "no images in this folder"))
         jobs.extend(Job(path, path.relative_to(folder)) for path in images)

@@ -7,11 +7,11 @@ import argparse
 from pathlib import Path
 
 from uegan.errors import UserError
-from uegan.training.config import PRECISIONS
+from uegan.cli.train import add_training_options
 
 EPILOG = """\
 Runs go to OUT/<variant>/seed<k>/ (ordinary 'uegan train' run folders); the report (report.md with
-mean ± std per variant and whether each difference to the baseline exceeds the seed spread,
+mean ± std per variant and whether each difference to the baseline exceeds the random-seed spread,
 seeds.png, study.json) to OUT/report/ or --report-out. Run the same command again to resume an
 interrupted study: finished runs are kept, interrupted ones resumed.
 
@@ -24,7 +24,7 @@ Example (small, CPU):
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "study", help="train variants with several seeds and compare them against the seed spread",
+        "study", help="train variants with several seeds and compare them against the random-seed spread",
         description=(
             "Train every variant with N seeds (one after another in this process, or each as a "
             "torchrun job), validate each run after its last step on the paired validation set, "
@@ -50,29 +50,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_training_options(parser.add_argument_group(
         "training options (as for uegan train, the same for every run)"))
     parser.set_defaults(func=run)
-
-
-def add_training_options(group: argparse._ArgumentGroup) -> None:
-    """The ``uegan train`` options a study passes on to every run (``TRAIN_FLAGS`` of
-    :mod:`uegan.apps.study`, plus ``--config`` and ``--set``). To be replaced by the same
-    function of :mod:`uegan.cli.train` once it exposes one, so both commands share one definition."""
-    group.add_argument("--config", metavar="FILE", help="YAML preset of training settings")
-    group.add_argument("--low", metavar="DIR", help="low-quality photos (the inputs)")
-    group.add_argument("--high", metavar="DIR", help="high-quality photos (unpaired)")
-    group.add_argument("--val-low", metavar="DIR", help="validation inputs")
-    group.add_argument("--val-label", metavar="DIR", help="validation labels (by file name)")
-    group.add_argument("--epochs", type=int, metavar="N")
-    group.add_argument("--steps", type=int, metavar="N", help="optimiser steps per run")
-    group.add_argument("--batch-size", type=int, metavar="N")
-    group.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps")
-    group.add_argument("--precision", choices=PRECISIONS)
-    group.add_argument("--vgg-weights", metavar="PATH",
-                       help="VGG19 ImageNet weights; 'random' for a random VGG19 (the same one "
-                            "for every in-process run)")
-    group.add_argument("--num-workers", type=int, metavar="N")
-    group.add_argument("--nima-weights", metavar="PATH")
-    group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_values",
-                       help="any other training setting, e.g. --set conv_dim=8 (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -32,40 +32,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "--config FILE (a YAML preset, see configs/), then the flags below, then --set. "
             "Several processes: torchrun --nproc_per_node N -m uegan train ..."),
     )
-    data = parser.add_argument_group("data and output")
-    data.add_argument("--config", metavar="FILE", help="YAML preset of training settings")
-    data.add_argument("--low", metavar="DIR", help="folder of low-quality photos (the inputs)")
-    data.add_argument("--high", metavar="DIR", help="folder of high-quality photos (unpaired)")
-    data.add_argument("--val-low", metavar="DIR", help="validation inputs")
-    data.add_argument("--val-label", metavar="DIR", help="validation labels (matched by file name)")
-    data.add_argument("--out", metavar="RUN_DIR", help="run directory (checkpoints, logs, exports)")
-    data.add_argument("--skip-bad-images", action="store_true", default=None,
-                      help="skip unreadable image files (counted in the log) instead of stopping")
-    model = parser.add_argument_group("model and schedule")
+    add_training_options(parser.add_argument_group("data and training"))
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", metavar="RUN_DIR", help="run directory (checkpoints, logs, exports)")
+    output.add_argument("--skip-bad-images", action="store_true", default=None,
+                        help="skip unreadable image files (counted in the log) instead of stopping")
+    model = parser.add_argument_group("model")
     model.add_argument("--variant", choices=sorted(VARIANTS), help="model variant (default uegan)")
-    model.add_argument("--vgg-weights", metavar="PATH",
-                       help="VGG19 ImageNet weights (vgg19-dcbb9e9d.pth) for the fidelity loss; "
-                            "default: the torch hub cache; 'random' for random weights (tests only)")
-    model.add_argument("--epochs", type=int, metavar="N", help="epochs (default 100)")
-    model.add_argument("--steps", type=int, metavar="N",
-                       help="stop after N optimiser steps in total (overrides --epochs)")
-    model.add_argument("--batch-size", type=int, metavar="N", help="images per process and step")
     model.add_argument("--seed", type=int, metavar="N", help="random seed (default 0)")
-    model.add_argument("--set", action="append", metavar="KEY=VALUE", dest="set_values",
-                       help="any other setting, e.g. --set crop_size=384 (repeatable)")
     run_group = parser.add_argument_group("running")
     run_group.add_argument("--save-every", type=int, metavar="N", help="steps between checkpoints")
     run_group.add_argument("--keep-last", type=int, metavar="K", help="step checkpoints kept")
     run_group.add_argument("--resume", action="store_true",
-                           help="continue from the newest checkpoint in RUN_DIR")
-    run_group.add_argument("--device", help=f"{DEVICE_CHOICES} (auto, the default: CUDA, then "
-                                            f"MPS, then the CPU)")
+                           help="continue from the newest intact checkpoint in RUN_DIR")
     run_group.add_argument("--threads", type=int, metavar="N",
                            help="torch CPU threads per process (default: torch's choice)")
-    run_group.add_argument("--precision", choices=PRECISIONS, help="fp32 (default), bf16 or fp16")
-    run_group.add_argument("--num-workers", type=int, metavar="N", help="data-loading processes")
-    run_group.add_argument("--nima-weights", metavar="PATH",
-                           help="NIMA weights (pretrain-model.pth): also measure NIMA when validating")
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
     speed = parser.add_argument_group(
         "speed-ups", "the same updates as the published step up to floating-point rounding "
@@ -78,6 +59,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "run compiles for minutes, later runs reuse the cache in "
                             "$UEGAN_COMPILE_CACHE, default <tmp>/uegan-torch-compile-<user>)")
     parser.set_defaults(func=run)
+
+
+def add_training_options(group: argparse._ArgumentGroup) -> None:
+    """The options of ``uegan train`` that ``uegan study`` passes on to every run: one definition
+    for both commands (``--set`` collects into ``set_values``, a list)."""
+    group.add_argument("--config", metavar="FILE", help="YAML preset of training settings")
+    group.add_argument("--low", metavar="DIR", help="folder of low-quality photos (the inputs)")
+    group.add_argument("--high", metavar="DIR", help="folder of high-quality photos (unpaired)")
+    group.add_argument("--val-low", metavar="DIR", help="validation inputs")
+    group.add_argument("--val-label", metavar="DIR", help="validation labels (matched by file name)")
+    group.add_argument("--vgg-weights", metavar="PATH",
+                       help="VGG19 ImageNet weights (vgg19-dcbb9e9d.pth) for the fidelity loss; "
+                            "default: the torch hub cache; 'random' for random weights (tests only)")
+    group.add_argument("--epochs", type=int, metavar="N", help="epochs (default 100)")
+    group.add_argument("--steps", type=int, metavar="N",
+                       help="stop after N optimiser steps in total (overrides --epochs)")
+    group.add_argument("--batch-size", type=int, metavar="N", help="images per process and step")
+    group.add_argument("--device", help=f"{DEVICE_CHOICES} (auto, the default: CUDA, then MPS, "
+                                        f"then the CPU)")
+    group.add_argument("--precision", choices=PRECISIONS, help="fp32 (default), bf16 or fp16")
+    group.add_argument("--num-workers", type=int, metavar="N", help="data-loading processes")
+    group.add_argument("--nima-weights", metavar="PATH",
+                       help="NIMA weights (pretrain-model.pth): also measure NIMA when validating")
+    group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_values",
+                       help="any other setting, e.g. --set crop_size=384 (repeatable)")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -104,4 +110,6 @@ def run(args: argparse.Namespace) -> int:
     except TrainingError as error:
         print(f"uegan train: error: {error}", file=sys.stderr)
         return EXIT_FAILED
-    return EXIT_INTERRUPTED if result.interrupted else 0
+    if not result.interrupted:
+        return 0
+    return 128 + result.stop_signal if result.stop_signal else EXIT_INTERRUPTED  # 130 or 143

@@ -8,15 +8,20 @@ asked for, never the temporary file beside it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from uegan.errors import UserError
 
-_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp$")
+log = logging.getLogger(__name__)
+
+# the names tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp") makes in atomic_path: eight of
+# tempfile's characters (a-z, 0-9, _) between; only these are ever taken for our temporary files
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
 
 
 def real_path(path: str | Path) -> Path:
@@ -103,3 +108,55 @@ def atomic_write_bytes(path: str | Path, data: bytes, overwrite: bool = False) -
 
 def atomic_write_text(path: str | Path, text: str, overwrite: bool = False) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+
+
+def folder_write_problem(folder: Path) -> str | None:
+    """Why a file cannot be created in ``folder`` (missing folders are created, so the nearest
+    existing one counts; ``os.access``: the user's permissions), or None when it can."""
+    existing = Path(os.path.abspath(folder))
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"no permission to write in {existing}"
+    return None
+
+
+def stale_temporaries(outputs: Iterable[Path]) -> list[Path]:
+    """Temporary files that a killed run of this tool left for one of ``outputs``.
+
+    Only the names that :func:`atomic_path` makes for exactly these outputs count,
+    so a user's files, and the work in progress of other shards (other outputs), are never
+    touched."""
+    names_by_folder: dict[Path, set[str]] = {}
+    for output in outputs:
+        names_by_folder.setdefault(output.parent, set()).add(output.name)
+    found = []
+    for folder, names in names_by_folder.items():
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    match = _TEMPORARY.match(entry.name)
+                    if match and match["name"] in names and entry.is_file(follow_symlinks=False):
+                        found.append(Path(entry.path))
+        except OSError:  # no such folder yet (a first run), or unreadable: nothing to remove
+            continue
+    return sorted(found)
+
+
+def remove_stale_temporaries(outputs: Iterable[Path]) -> list[Path]:
+    """Remove :func:`stale_temporaries` of ``outputs``, naming each in the log; the removed."""
+    removed = []
+    for path in stale_temporaries(outputs):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            log.warning("cannot remove %s, a temporary file left by an interrupted run (%s)",
+                        path, error.strerror or error)
+            continue
+        log.info("removed %s, a temporary file left by an interrupted run", path)
+        removed.append(path)
+    return removed

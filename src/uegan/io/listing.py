@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from uegan.errors import UserError
@@ -33,11 +33,21 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return status.st_dev, status.st_ino
 
 
-def list_images(folder: str | Path, exclude: Iterable[Path] = ()) -> list[Path]:
+Problem = Callable[[Path, str], None]  # (path, reason): what a listing could not enter
+
+
+def _warn(path: Path, reason: str) -> None:
+    log.warning("%s: %s; skipped", path, reason)
+
+
+def list_images(folder: str | Path, exclude: Iterable[Path] = (), on_problem: Problem = _warn
+                ) -> list[Path]:
     """Every image file under ``folder`` (recursive), sorted; none for a missing folder.
 
-    Nothing inside a folder of ``exclude`` is listed. Symbolic-link loops are skipped with a
-    warning; unreadable subfolders too.
+    Nothing inside a folder of ``exclude`` is listed. A symbolic link back into a folder being
+    listed is skipped with a warning (what it leads to is listed already). Unreadable folders and
+    links that cannot be followed are skipped and passed to ``on_problem`` (default: a warning in
+    the log; a command that counts failures passes its own).
     """
     root = Path(folder)
     if not root.is_dir():
@@ -51,6 +61,7 @@ def list_images(folder: str | Path, exclude: Iterable[Path] = ()) -> list[Path]:
         if identity is None or identity in excluded:
             return
         if identity in ancestors:
+            # not a failure: everything behind the link is listed already
             log.warning("%s: a symbolic link back into a folder being listed (a loop); skipped",
                         directory)
             return
@@ -58,19 +69,21 @@ def list_images(folder: str | Path, exclude: Iterable[Path] = ()) -> list[Path]:
         try:
             entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
         except OSError as error:
-            log.warning("%s: cannot list (%s); skipped", directory, error.strerror or error)
+            on_problem(directory, f"cannot list folder ({error.strerror or error})")
             entries = []
         for entry in entries:
             path = Path(entry.path)
             try:
                 is_dir, is_file = entry.is_dir(), entry.is_file()
             except OSError as error:  # a link pointing at itself, too many levels
-                log.warning("%s: cannot follow (%s); skipped", path, error.strerror or error)
+                on_problem(path, f"cannot follow ({error.strerror or error})")
                 continue
             if is_dir:
                 walk(path)
             elif is_file and is_image_path(path):
                 found.append(path)
+            elif entry.is_symlink() and is_image_path(path):
+                on_problem(path, "cannot read: a symbolic link to a missing file, or a loop")
         ancestors.pop()
 
     walk(root)

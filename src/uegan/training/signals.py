@@ -19,6 +19,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.requested = False
+        self.signal: int | None = None     # the first signal that asked for the stop
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
@@ -26,6 +27,7 @@ class StopRequest:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt
         self.requested = True
+        self.signal = self.signal or signum
         log.warning("%s: saving a checkpoint after this step, then stopping (Ctrl-C again to "
                     "quit at once)", signal.Signals(signum).name)
 

@@ -71,6 +71,7 @@ class TrainResult:
     generator: Path | None         # the exported generator (rank 0)
     best_psnr: float | None
     best_epoch: int | None
+    stop_signal: int | None = None  # SIGINT or SIGTERM when a signal asked for the stop
 
 
 class Trainer:
@@ -329,7 +330,8 @@ class Trainer:
         finally:
             self.dist.close()
         return TrainResult(self.run_dir, self.step, self.epoch, interrupted, self.last_checkpoint,
-                           generator_file, self.best.get("psnr"), self.best.get("epoch"))
+                           generator_file, self.best.get("psnr"), self.best.get("epoch"),
+                           self.stop.signal if interrupted else None)
 
     def _one_step(self, low: torch.Tensor, high: torch.Tensor, reduce_device: torch.device
                   ) -> tuple[torch.Tensor, bool]:
