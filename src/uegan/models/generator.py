@@ -10,10 +10,16 @@ from torch import nn
 
 from uegan.models.attention import ModulatedGlobalAttention
 from uegan.models.curve import GlobalCurve
-from uegan.models.layers import ConvBlock, GlobalAttention, SqueezeExcitation, Upsample, reflect_conv
+from uegan.models.layers import (ConvBlock, GlobalAttention, GlobalAttentionBase, SqueezeExcitation,
+                                 Upsample, reflect_conv)
 
 DIVISOR = 16  # height and width must be multiples of 2**4 (four stride-2 encoder stages)
-GAM_KINDS = ("published", "modulated")
+# the kinds of global attention module, by the name ``GeneratorConfig.gam`` uses: a new kind is
+# one entry here (a subclass of GlobalAttentionBase) plus a variant in uegan.variants
+GAM_KINDS: dict[str, type[GlobalAttentionBase]] = {
+    "published": GlobalAttention,
+    "modulated": ModulatedGlobalAttention,
+}
 # fields that every configuration file carries; the others are written only when not default,
 # so files of the published architecture look exactly as before they existed
 ALWAYS_SERIALISED = ("conv_dim", "se_after_ga5")
@@ -28,8 +34,9 @@ class GeneratorConfig:
 
     The fields below are the study's additions (uegan.variants); their defaults are the
     published model:
-    gam: "published" (the GAM of the paper, global branch inert) or "modulated" (the global
-        vector scales and shifts the normalised features: uegan.models.attention).
+    gam: a key of ``GAM_KINDS``: "published" (the GAM of the paper, global branch inert) or
+        "modulated" (the global vector scales and shifts the normalised features:
+        uegan.models.attention).
     se_before_ga5: squeeze-and-excitation on the encoder output ``enc5``, before ``ga5``.
     ga5_scale: a constant factor on ``ga5``'s output (0.5 is what the seed's SE block computes).
     curve_knots: 0 (published) or the knots of a global tone curve per RGB channel, predicted
@@ -98,7 +105,7 @@ class Generator(nn.Module):
         self.enc4 = ConvBlock(4 * c, 8 * c, 3, stride=2)
         self.enc5 = ConvBlock(8 * c, 16 * c, 3, stride=2)
 
-        gam = ModulatedGlobalAttention if config.gam == "modulated" else GlobalAttention
+        gam = GAM_KINDS[config.gam]
         self.ga1 = gam(c)
         self.ga2 = gam(2 * c)
         self.ga3 = gam(4 * c)
