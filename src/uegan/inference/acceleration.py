@@ -31,7 +31,8 @@ class InferenceAcceleration:
 
     @classmethod
     def fast(cls, **overrides: Any) -> "InferenceAcceleration":
-        """Every fp32 option that pays on this project's CPU measurements (benchmarks/RESULTS.md)."""
+        """Every exact fp32 speed-up: torch.compile, the conv-first upsampling and the GAM without
+        its inert branch (the trade-offs are in benchmarks/RESULTS.md)."""
         values: dict[str, Any] = dict(compile=True, conv_first_upsample=True, skip_inert_gam=True)
         values.update(overrides)
         return cls(**values)

@@ -211,7 +211,7 @@ class Enhancer:
             return self._enhance_numpy(image)
         if isinstance(image, torch.Tensor):
             return self._enhance_torch(image)
-        raise TypeError(f"cannot enhance a {type(image).__name__}: pass a PIL image, a numpy "
+        raise TypeError(f"cannot enhance {type(image)}: pass a PIL image, a numpy "
                         f"array or a torch tensor")
 
     def _enhance_pil(self, image):

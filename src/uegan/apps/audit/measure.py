@@ -54,7 +54,7 @@ def build_for_audit(target: str, conv_dim: int = 8, init: str = "generic", seed:
                     ) -> tuple[Generator, str | None, str]:
     """(generator, variant name, description) for a variant name or a checkpoint file."""
     path = Path(target).expanduser()
-    if target not in VARIANTS and path.is_file():
+    if target not in VARIANTS and path.exists():  # a folder or an unreadable file: its UserError
         loaded = load_generator(path)
         return loaded.generator, loaded.variant, f"checkpoint {path} ({loaded.source_format})"
     if target not in VARIANTS and (path.suffix or "/" in target):
