@@ -359,6 +359,11 @@ def test_folder_given_as_checkpoint(tmp_path):
         load_generator(tmp_path)
 
 
+def test_device_file_given_as_checkpoint():
+    with pytest.raises(UserError, match="/dev/zero is not a regular file"):
+        load_generator("/dev/zero")
+
+
 def test_unreadable_checkpoint_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
     path = save_generator(tmp_path / "locked.safetensors", _small_generator(), "uegan")
     if os.geteuid() == 0:  # root reads any file: the operating system's refusal is simulated

@@ -216,6 +216,8 @@ def check_readable_file(path: Path, what: str = "checkpoint") -> None:
         raise UserError(f"{what} {path} is a folder, expected a file")
     if not path.exists():
         raise UserError(f"{what} {path} does not exist")
+    if not path.is_file():
+        raise UserError(f"{what} {path} is not a regular file")
     try:
         with open(path, "rb"):
             pass

@@ -13,7 +13,7 @@ zero up to rounding" and "small" are many orders of magnitude apart) and measure
   float32 gives exactly zero, the entry counts as zero only if its float64 value is at most 1e-12
   times the network's largest. A ratio of 0.1 or more (the precisions agree) is always live:
   the test does not depend on the gradient's scale, which varies by orders of magnitude with
-  depth (a generator under the published gain-0.02 init has live gradients of 1e-30). A
+  depth (under the published gain-0.02 init, live gradients can be tiny). A
   parameter is *zero-gradient* when all its entries are, *partly zero* when some are.
 - **perturbations**: each parameter tensor, and each module's own parameters together, are
   replaced by ``-3 p + s n`` (n ~ N(0, 1), s = rms(p), or 0.1 where p is all zero), and the
