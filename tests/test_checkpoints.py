@@ -22,7 +22,7 @@ from uegan.checkpoints import (TRAIN_FORMAT, build_published, load_generator,
 from uegan.cli import main
 from uegan.errors import UserError
 from uegan.models import Discriminator, Generator, GeneratorConfig
-from uegan.models.published import discriminator_to_published
+from uegan.models.published import discriminator_to_published, generator_to_published
 from uegan.weights import VGG19_FILENAME, build_vgg19, vgg19_cache_path
 
 
@@ -316,6 +316,27 @@ def test_claimed_configuration_builds_nothing_outside_the_meta_device(tmp_path, 
     with pytest.raises(UserError, match="do not fit"):
         load_generator(hostile)
     assert built_on and all(device == "meta" for _, device in built_on), built_on
+
+
+def test_published_shapes_claiming_a_large_generator_build_nothing(tmp_path, monkeypatch):
+    """A published state dict whose first convolution alone claims conv_dim 256."""
+    state = generator_to_published(_small_generator().state_dict())
+    state["enc1.main.1.weight"] = torch.zeros(256, 3, 7, 7)
+    state["enc1.main.1.bias"] = torch.zeros(256)
+    path = tmp_path / "claims-256.pth"
+    torch.save({"G_net": state}, path)
+    built_on = []
+    original = Generator.__init__
+
+    def recording(self, config=GeneratorConfig()):
+        built_on.append(torch.empty(0).device.type)
+        original(self, config)
+
+    monkeypatch.setattr(Generator, "__init__", recording)
+    for load in (load_generator, load_published_checkpoint):
+        with pytest.raises(UserError, match="claims-256.pth: the weights do not fit"):
+            load(path)
+    assert built_on and set(built_on) == {"meta"}
 
 
 def _export_with_metadata(tmp_path, **changes):

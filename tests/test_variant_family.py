@@ -5,12 +5,16 @@ without a change anywhere else."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import uegan
 from uegan.apps.audit import audit_generator, build_for_audit, randomize_generic
 from uegan.checkpoints import load_generator, save_generator
 from uegan.export import export_onnx
@@ -144,3 +148,21 @@ def test_a_new_variant_exports_to_safetensors_and_onnx(toy_variants, tmp_path):
     assert loaded.variant == toy_variants[0] and isinstance(loaded.generator.ga3, ShiftAttention)
     worst = export_onnx(loaded.generator, tmp_path / "toy.onnx")
     assert worst <= 1e-4 and (tmp_path / "toy.onnx").stat().st_size > 0
+
+
+def test_no_module_recognises_a_layer_by_its_class_name():
+    """Layers are asked (isinstance, their methods), never recognised by a name string: no
+    comparison in ``src/uegan`` reads ``__name__`` / ``__qualname__`` or calls ``_get_name()``."""
+    def names_a_class(node: ast.AST) -> bool:
+        if isinstance(node, ast.Attribute) and node.attr in ("__name__", "__qualname__"):
+            return True
+        return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+            and node.func.attr == "_get_name"
+
+    offenders = []
+    for source in sorted(Path(uegan.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare) and any(
+                    names_a_class(side) for side in [node.left, *node.comparators]):
+                offenders.append(f"{source.name}:{node.lineno}")
+    assert offenders == []
