@@ -232,6 +232,9 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Load
     check_readable_file(path)
     if _is_safetensors(path):
         loaded = _load_export(path)
+    elif path.suffix == ".safetensors":
+        raise UserError(f"{path}: a truncated or corrupt safetensors file (no valid header); "
+                        f"export the generator again")
     else:
         data = read_torch_file(path)
         if not isinstance(data, dict):
