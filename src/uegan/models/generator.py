@@ -144,20 +144,35 @@ class Generator(nn.Module):
             b = b * self.config.ga5_scale
         return self.se(b) if self.se is not None else b
 
+    # the U-Net's parts, in the order the forward pass uses them (uegan.models.tiling runs
+    # the same parts tile by tile)
+
+    def encoders(self) -> list[ConvBlock]:
+        """enc1 .. enc5: full resolution down to 1/16."""
+        return [self.enc1, self.enc2, self.enc3, self.enc4, self.enc5]
+
+    def skip_attention(self) -> list[GlobalAttentionBase]:
+        """ga1 .. ga4: the GAM on the skip from enc1 .. enc4."""
+        return [self.ga1, self.ga2, self.ga3, self.ga4]
+
+    def decoder_stages(self) -> list[tuple[Upsample, ConvBlock]]:
+        """(up1, dec1) .. (up4, dec4): each joins the upsampled map with the skip of
+        ga4 .. ga1."""
+        return [(self.up1, self.dec1), (self.up2, self.dec2), (self.up3, self.dec3),
+                (self.up4, self.dec4)]
+
+    def output(self, d4: torch.Tensor, e1: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        """dec5 on ``d4 * e1``, added to ``base`` (see :meth:`base`) and clamped to [-1, 1]."""
+        return torch.clamp(self.dec5(d4 * e1) + base, -1.0, 1.0)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.config.local_residual:
             return self.curve(x)
-        e1 = self.enc1(x)
-        e2 = self.enc2(e1)
-        e3 = self.enc3(e2)
-        e4 = self.enc4(e3)
-        e5 = self.enc5(e4)
-
-        b = self.bottleneck(e5)
-        d1 = self.dec1(torch.cat([self.up1(b), self.ga4(e4)], dim=1))
-        d2 = self.dec2(torch.cat([self.up2(d1), self.ga3(e3)], dim=1))
-        d3 = self.dec3(torch.cat([self.up3(d2), self.ga2(e2)], dim=1))
-        d4 = self.dec4(torch.cat([self.up4(d3), self.ga1(e1)], dim=1))
-
-        residual = self.dec5(d4 * e1)
-        return torch.clamp(residual + self.base(x), -1.0, 1.0)
+        features = []
+        for encoder in self.encoders():
+            features.append(encoder(features[-1] if features else x))
+        previous = self.bottleneck(features[-1])
+        for (up, dec), gam, skip in zip(self.decoder_stages(), reversed(self.skip_attention()),
+                                        reversed(features[:-1])):
+            previous = dec(torch.cat([up(previous), gam(skip)], dim=1))
+        return self.output(previous, features[0], self.base(x))

@@ -97,15 +97,11 @@ class RunningMoments:
         return (mean_centred + self.shift).flatten(), var.flatten()
 
 
-def _skip_gams(generator: Generator) -> list[GlobalAttentionBase]:
-    return [generator.ga1, generator.ga2, generator.ga3, generator.ga4]
-
-
 def tileable(generator: Generator) -> bool:
     """True when every skip GAM has the three parts :func:`tiled_forward` evaluates."""
     if not generator.config.local_residual:  # curve only: pointwise once the curves are known
         return True
-    return all(isinstance(gam, GlobalAttentionBase) for gam in _skip_gams(generator))
+    return all(isinstance(gam, GlobalAttentionBase) for gam in generator.skip_attention())
 
 
 def _gam_on_tile(gam: GlobalAttentionBase, features: torch.Tensor, local_moments: Moments,
@@ -157,7 +153,7 @@ def _encoder_pass(g: Generator, x: torch.Tensor, tile: int
     """Pass 1: per skip GAM the moments of its local term (and of its input, where its global
     vector matters), and the bottleneck input ``e5`` of the whole image."""
     _, _, height, width = x.shape
-    gams = _skip_gams(g)
+    gams = g.skip_attention()
     local_stats = [RunningMoments() for _ in gams]
     feature_stats = [RunningMoments() for _ in gams]
     e5_whole = None
@@ -165,9 +161,9 @@ def _encoder_pass(g: Generator, x: torch.Tensor, tile: int
         for x0, x1 in _spans(width, tile):
             ry0, ry1 = _region(y0, y1, ENCODER_HALO, height)
             rx0, rx1 = _region(x0, x1, ENCODER_HALO, width)
-            features = [g.enc1(x[:, :, ry0:ry1, rx0:rx1])]
-            for encoder in (g.enc2, g.enc3, g.enc4, g.enc5):
-                features.append(encoder(features[-1]))
+            features = []
+            for encoder in g.encoders():
+                features.append(encoder(features[-1] if features else x[:, :, ry0:ry1, rx0:rx1]))
             for level, feature in enumerate(features):
                 s = 2 ** level
                 core = feature[:, :, (y0 - ry0) // s:(y1 - ry0) // s, (x0 - rx0) // s:(x1 - rx0) // s]
@@ -190,18 +186,19 @@ def _decode_tile(g: Generator, crop: torch.Tensor, origin: tuple[int, int], size
     """Pass 2 on one crop (a tile with its halo) whose top-left pixel is ``origin`` in an image
     of ``size``: the generator's output on the crop."""
     height, width = size
-    gams = _skip_gams(g)
+    gams = g.skip_attention()
     # references are dropped as soon as possible: a tile's activations bound the memory
-    e1 = g.enc1(crop)
-    skips = [_gam_on_tile(gams[0], e1, local_moments[0], feature_moments[0])]
-    feature = e1
-    for k, encoder in enumerate((g.enc2, g.enc3, g.enc4), start=1):
-        feature = encoder(feature)
-        skips.append(_gam_on_tile(gams[k], feature, local_moments[k], feature_moments[k]))
+    encoders = g.encoders()  # only those with a skip: the bottleneck comes from the first pass
+    e1 = encoders[0](crop)
+    feature, skips = e1, []
+    for k, gam in enumerate(gams):
+        if k:
+            feature = encoders[k](feature)
+        skips.append(_gam_on_tile(gam, feature, local_moments[k], feature_moments[k]))
     del feature
     previous, level = bottleneck, 4
     full_prev, start_prev = (height // DIVISOR, width // DIVISOR), (0, 0)
-    for up, dec in ((g.up1, g.dec1), (g.up2, g.dec2), (g.up3, g.dec3), (g.up4, g.dec4)):
+    for up, dec in g.decoder_stages():
         skip = skips.pop()
         level -= 1
         s = 2 ** level
@@ -218,10 +215,8 @@ def _decode_tile(g: Generator, crop: torch.Tensor, origin: tuple[int, int], size
         previous = dec(joined)
         del joined
         full_prev, start_prev = (height // s, width // s), start
-    product = previous * e1
-    del previous, e1
     base = crop if curve_logits is None else g.curve.apply(crop, curve_logits)
-    return torch.clamp(g.dec5(product) + base, -1.0, 1.0)
+    return g.output(previous, e1, base)
 
 
 @torch.inference_mode()
