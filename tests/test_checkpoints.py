@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import builtins
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+from safetensors.torch import save_file
+
+import uegan
 
 from _malicious import FORMATS, write_malicious
 from conftest import GOLDEN, load_golden
 from uegan.checkpoints import (TRAIN_FORMAT, build_published, load_generator,
                                load_published_checkpoint, save_generator)
+from uegan.cli import main
 from uegan.errors import UserError
 from uegan.models import Discriminator, Generator, GeneratorConfig
-from uegan.models.published import discriminator_to_published
+from uegan.models.published import discriminator_to_published, generator_to_published
 from uegan.weights import VGG19_FILENAME, build_vgg19, vgg19_cache_path
 
 
@@ -233,3 +244,162 @@ def test_vgg_random_only_when_asked(caplog):
         vgg = build_vgg19("random")
     assert "RANDOM VGG19" in caplog.text
     assert not any(p.requires_grad for p in vgg.parameters())
+
+
+# --- hostile and broken files ------------------------------------------------------------------
+
+_MEMORY_CHILD = """
+import resource, sys
+from uegan.checkpoints import load_generator
+from uegan.errors import UserError
+load_generator(sys.argv[1])  # a valid file first: what loading costs anyway is paid here
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    load_generator(sys.argv[2])
+    print("loaded")
+except UserError as error:
+    print("UserError:", error)
+print("grew_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+def _small_generator() -> Generator:
+    torch.manual_seed(0)
+    return Generator(GeneratorConfig(conv_dim=8))
+
+
+def _claiming_conv_dim_256(tmp_path, fmt):
+    """A small file (conv_dim 8 tensors) whose configuration claims conv_dim 256, which would
+    take over a gigabyte to build."""
+    generator = _small_generator()
+    claimed = json.dumps({"conv_dim": 256, "se_after_ga5": False})
+    if fmt == "safetensors":
+        path = tmp_path / "claims-256.safetensors"
+        state = {k: v.contiguous() for k, v in generator.state_dict().items()}
+        save_file(state, str(path), metadata={"format": "uegan-generator", "format_version": "1",
+                                              "variant": "uegan", "conv_dim": "256",
+                                              "generator_config": claimed})
+    else:
+        path = tmp_path / "claims-256.pth"
+        torch.save({"format": TRAIN_FORMAT, "variant": "uegan",
+                    "generator_config": json.loads(claimed), "G": generator.state_dict()}, path)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "train"])
+def test_claimed_configuration_is_checked_before_anything_is_built(tmp_path, fmt):
+    """The stored shapes are checked against the configuration's before the network is built:
+    the loader's peak memory does not grow by the gigabyte a conv_dim 256 generator needs."""
+    valid = save_generator(tmp_path / "valid.safetensors", _small_generator(), "uegan")
+    hostile = _claiming_conv_dim_256(tmp_path, fmt)
+    assert hostile.stat().st_size < 2_000_000
+    env = dict(os.environ, PYTHONPATH=str(Path(uegan.__file__).parents[1]))
+    result = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(valid), str(hostile)],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    grew_mib = int(next(line for line in lines if line.startswith("grew_kib")).split()[1]) / 1024
+    assert grew_mib < 200, f"peak memory grew by {grew_mib:.0f} MiB"
+    assert lines[0].startswith("UserError:") and "do not fit" in lines[0] and hostile.name in lines[0]
+
+
+def test_claimed_configuration_builds_nothing_outside_the_meta_device(tmp_path, monkeypatch):
+    hostile = _claiming_conv_dim_256(tmp_path, "safetensors")
+    built_on = []
+    original = Generator.__init__
+
+    def recording(self, config=GeneratorConfig()):
+        built_on.append((config.conv_dim, torch.empty(0).device.type))
+        original(self, config)
+
+    monkeypatch.setattr(Generator, "__init__", recording)
+    with pytest.raises(UserError, match="do not fit"):
+        load_generator(hostile)
+    assert built_on and all(device == "meta" for _, device in built_on), built_on
+
+
+def test_published_shapes_claiming_a_large_generator_build_nothing(tmp_path, monkeypatch):
+    """A published state dict whose first convolution alone claims conv_dim 256."""
+    state = generator_to_published(_small_generator().state_dict())
+    state["enc1.main.1.weight"] = torch.zeros(256, 3, 7, 7)
+    state["enc1.main.1.bias"] = torch.zeros(256)
+    path = tmp_path / "claims-256.pth"
+    torch.save({"G_net": state}, path)
+    built_on = []
+    original = Generator.__init__
+
+    def recording(self, config=GeneratorConfig()):
+        built_on.append(torch.empty(0).device.type)
+        original(self, config)
+
+    monkeypatch.setattr(Generator, "__init__", recording)
+    for load in (load_generator, load_published_checkpoint):
+        with pytest.raises(UserError, match="claims-256.pth: the weights do not fit"):
+            load(path)
+    assert built_on and set(built_on) == {"meta"}
+
+
+def _export_with_metadata(tmp_path, **changes):
+    state = {k: v.contiguous() for k, v in _small_generator().state_dict().items()}
+    metadata = {"format": "uegan-generator", "format_version": "1", "variant": "uegan",
+                "conv_dim": "8", "generator_config": json.dumps({"conv_dim": 8})}
+    metadata.update(changes)
+    metadata = {k: v for k, v in metadata.items() if v is not None}
+    path = tmp_path / "bad-metadata.safetensors"
+    save_file(state, str(path), metadata=metadata)
+    return path
+
+
+@pytest.mark.parametrize("changes", [
+    {"generator_config": None},                      # KeyError
+    {"generator_config": "{conv_dim: 8"},            # JSONDecodeError
+    {"generator_config": "[8]"},                     # not a mapping
+    {"generator_config": json.dumps({"conv_dim": 12})},   # ValueError in the config
+    {"generator_config": json.dumps({"conv_dim": "8"})},  # TypeError in the config
+    {"format_version": "one"},                       # ValueError
+], ids=["no-config", "bad-json", "list", "conv-dim-12", "conv-dim-string", "bad-version"])
+def test_bad_metadata_is_a_one_line_user_error(tmp_path, changes):
+    path = _export_with_metadata(tmp_path, **changes)
+    with pytest.raises(UserError, match="bad-metadata.safetensors") as error:
+        load_generator(path)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.05, 5])
+def test_truncated_safetensors_is_a_one_line_user_error(tmp_path, keep):
+    data = save_generator(tmp_path / "g.safetensors", _small_generator(), "uegan").read_bytes()
+    path = tmp_path / "truncated.safetensors"
+    path.write_bytes(data[:int(len(data) * keep) if keep < 1 else keep])
+    with pytest.raises(UserError, match="truncated.safetensors: a truncated or corrupt "
+                                        "safetensors file") as error:
+        load_generator(path)
+    assert "\n" not in str(error.value)
+
+
+def test_folder_given_as_checkpoint(tmp_path):
+    with pytest.raises(UserError, match="is a folder, expected a file"):
+        load_generator(tmp_path)
+
+
+def test_device_file_given_as_checkpoint():
+    with pytest.raises(UserError, match="/dev/zero is not a regular file"):
+        load_generator("/dev/zero")
+
+
+def test_unreadable_checkpoint_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    path = save_generator(tmp_path / "locked.safetensors", _small_generator(), "uegan")
+    if os.geteuid() == 0:  # root reads any file: the operating system's refusal is simulated
+        real_open = builtins.open
+
+        def refusing(file, *args, **kwargs):
+            if str(file) == str(path):
+                raise PermissionError(13, "Permission denied", str(file))
+            return real_open(file, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", refusing)
+    else:
+        path.chmod(0)
+    code = main(["export", str(path), "--safetensors", str(tmp_path / "out.safetensors")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "locked.safetensors" in err and "cannot be read" in err

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from conftest import FIVEK_SAMPLE, load_golden
-from uegan import inference
+from uegan.models import tiling
 from uegan.checkpoints import save_generator
 from uegan.cli import main
 from uegan.inference import (Enhancer, fit_local_affine, LocalAffineTransfer, padded_size,
@@ -145,13 +145,13 @@ def tiled_calls(monkeypatch):
     """The shapes of the images :func:`tiled_forward` is called on (its one-time self-check on
     a 128 x 192 image included), with the tile size."""
     calls = []
-    real = inference.tiled_forward
+    real = tiling.tiled_forward
 
-    def recording(generator, x, tile=inference.DEFAULT_TILE):
+    def recording(generator, x, tile=tiling.DEFAULT_TILE):
         calls.append((tuple(x.shape), tile))
         return real(generator, x, tile)
 
-    monkeypatch.setattr(inference, "tiled_forward", recording)
+    monkeypatch.setattr(tiling, "tiled_forward", recording)
     return calls
 
 

@@ -6,26 +6,34 @@
 - an exported generator of this project: a safetensors file whose metadata holds the format,
   its version, the variant and the generator configuration.
 
-The format is detected from the file, never asked for. ``.pth`` files are read with
-``weights_only=True``: no loader ever unpickles arbitrary objects.
+The format is detected from the file, never asked for. Files are untrusted input: ``.pth`` files
+are read with ``weights_only=True`` (no loader ever unpickles arbitrary objects), and the tensor
+shapes a file stores are checked against the shapes its configuration implies (computed on the
+``meta`` device, without allocating) before any network is built, so a small file cannot make
+the loader allocate a huge one. Every way a file can be broken ends in a one-line
+:class:`UserError` that names the file.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
 
 from uegan.errors import UserError
 from uegan.io.files import atomic_path
 from uegan.models.discriminator import Discriminator, DiscriminatorConfig
 from uegan.models.generator import Generator, GeneratorConfig
 from uegan.models.published import (discriminator_from_published, generator_from_published,
-                             strip_parallel_prefix)
+                                    strip_parallel_prefix)
 from uegan.variants import variant_for
 
 log = logging.getLogger(__name__)
@@ -45,30 +53,77 @@ class LoadedGenerator:
     source_format: str  # "published", "train" or "export"
 
 
-def generator_config_from_dict(values: dict[str, Any], source: str) -> GeneratorConfig:
+def generator_config_from_dict(values: Any, source: str) -> GeneratorConfig:
+    """A :class:`GeneratorConfig` from a file's stored fields; a UserError if they are not one."""
+    if not isinstance(values, Mapping) or not all(isinstance(key, str) for key in values):
+        raise UserError(f"{source}: the generator configuration is not a mapping of field names")
     known = {f.name for f in fields(GeneratorConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise UserError(f"{source}: generator configuration has unknown fields {unknown}; "
                         f"was it written by a newer uegan?")
-    return GeneratorConfig(**values)
+    try:
+        return GeneratorConfig(**values)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{source}: invalid generator configuration ({error})") from None
 
 
-def _build_generator(config: GeneratorConfig, state: dict[str, torch.Tensor], source: str
+def state_shapes(build: Callable[[], nn.Module]) -> dict[str, tuple[int, ...]]:
+    """The state dict's shapes of the module ``build()`` makes, built on the ``meta`` device:
+    no memory is allocated, whatever size the configuration asks for."""
+    with torch.device("meta"):
+        module = build()
+    return {key: tuple(value.shape) for key, value in module.state_dict().items()}
+
+
+def check_state_shapes(expected: Mapping[str, tuple[int, ...]],
+                       stored: Mapping[str, tuple[int, ...]], what: str, source: str) -> None:
+    """A UserError unless ``stored`` has exactly the keys and shapes of ``expected``."""
+    missing = sorted(set(expected) - set(stored))
+    unknown = sorted(set(stored) - set(expected))
+    wrong = sorted(key for key in set(expected) & set(stored) if tuple(stored[key]) != expected[key])
+    problems = []
+    if missing:
+        problems.append(f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+    if unknown:
+        problems.append(f"unexpected {', '.join(unknown[:3])}{' ...' if len(unknown) > 3 else ''}")
+    if wrong:
+        key = wrong[0]
+        problems.append(f"{len(wrong)} shape(s) differ, e.g. {key}: {list(stored[key])} in the "
+                        f"file, {list(expected[key])} expected")
+    if problems:
+        raise UserError(f"{source}: the weights do not fit a UEGAN {what} of the configuration "
+                        f"the file states ({'; '.join(problems)})")
+
+
+def _tensor_state(state: Any, what: str, source: str) -> dict[str, torch.Tensor]:
+    """``state`` as a str -> tensor dict; a UserError if it is anything else."""
+    if not isinstance(state, Mapping) or not all(
+            isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()):
+        raise UserError(f"{source}: the {what} weights are not a state dict of named tensors")
+    return dict(state)
+
+
+def _shapes_of(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(value.shape) for key, value in state.items()}
+
+
+def _build_generator(config: GeneratorConfig, state: Mapping[str, torch.Tensor], source: str
                      ) -> Generator:
+    check_state_shapes(state_shapes(lambda: Generator(config)), _shapes_of(state), "generator",
+                       source)
     generator = Generator(config)
     try:
         generator.load_state_dict(state)
-    except RuntimeError as error:
-        raise UserError(f"{source}: the weights do not fit a UEGAN generator ({error})") from error
+    except RuntimeError as error:  # a dtype that cannot be copied, for instance
+        raise UserError(f"{source}: the weights do not fit a UEGAN generator "
+                        f"({str(error).splitlines()[0]})") from None
     return generator.eval()
 
 
 def save_generator(path: str | Path, generator: Generator, variant: str | None,
                    overwrite: bool = False) -> Path:
     """Write ``generator`` as safetensors with its metadata, atomically."""
-    from safetensors.torch import save_file
-
     metadata = {
         "format": GENERATOR_FORMAT,
         "format_version": str(GENERATOR_FORMAT_VERSION),
@@ -91,59 +146,100 @@ def _is_safetensors(path: Path) -> bool:
     return 0 < header_size < SAFETENSORS_MAGIC_MAX_HEADER and head[8:9] == b"{"
 
 
-def _load_export(path: Path) -> LoadedGenerator:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-        state = {key: handle.get_tensor(key) for key in handle.keys()}
+def _export_config(metadata: Mapping[str, str], source: str) -> GeneratorConfig:
     if metadata.get("format") != GENERATOR_FORMAT:
-        raise UserError(f"{path}: a safetensors file, but not a uegan generator "
+        raise UserError(f"{source}: a safetensors file, but not a uegan generator "
                         f"(metadata format {metadata.get('format')!r})")
-    version = int(metadata.get("format_version", "0"))
+    try:
+        version = int(metadata.get("format_version", "0"))
+        values = json.loads(metadata["generator_config"])
+    except (KeyError, ValueError) as error:  # json.JSONDecodeError is a ValueError
+        raise UserError(f"{source}: broken uegan generator metadata ({error.__class__.__name__}: "
+                        f"{error}); export the generator again") from None
     if version > GENERATOR_FORMAT_VERSION:
-        raise UserError(f"{path}: generator format version {version} is newer than this uegan "
+        raise UserError(f"{source}: generator format version {version} is newer than this uegan "
                         f"understands ({GENERATOR_FORMAT_VERSION}); upgrade uegan")
-    config = generator_config_from_dict(json.loads(metadata["generator_config"]), str(path))
-    return LoadedGenerator(_build_generator(config, state, str(path)),
-                           metadata.get("variant") or None, "export")
+    return generator_config_from_dict(values, source)
+
+
+def _load_export(path: Path) -> LoadedGenerator:
+    source = str(path)
+    try:
+        with safe_open(source, framework="pt") as handle:
+            config = _export_config(handle.metadata() or {}, source)
+            stored = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+            # the shapes first: only a file whose tensors fit its configuration is read
+            check_state_shapes(state_shapes(lambda: Generator(config)), stored, "generator",
+                               source)
+            state = {key: handle.get_tensor(key) for key in handle.keys()}
+            variant = (handle.metadata() or {}).get("variant") or None
+    except SafetensorError as error:
+        raise UserError(f"{source}: a truncated or corrupt safetensors file ({error}); export "
+                        f"the generator again") from None
+    return LoadedGenerator(_build_generator(config, state, source), variant, "export")
 
 
 def read_torch_file(path: str | Path) -> Any:
     """``torch.load`` with ``weights_only=True`` on the CPU, with a clear error on failure."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise UserError(f"{path}: cannot read as a PyTorch checkpoint ({error.__class__.__name__}: "
-                        f"{str(error).splitlines()[0] if str(error) else ''})") from error
+    except Exception as error:  # noqa: BLE001 - any failure to parse an untrusted file
+        message = str(error).splitlines()[0] if str(error) else ""
+        raise UserError(f"{path}: cannot read as a PyTorch checkpoint "
+                        f"({error.__class__.__name__}: {message})") from None
 
 
-def _generator_from_dict(data: dict[str, Any], path: Path) -> LoadedGenerator:
+def _generator_from_dict(data: dict[Any, Any], path: Path) -> LoadedGenerator:
     source = str(path)
-    if data.get("format") == TRAIN_FORMAT:
-        config = generator_config_from_dict(dict(data["generator_config"]), source)
-        return LoadedGenerator(_build_generator(config, strip_parallel_prefix(data["G"]), source),
-                               data.get("variant"), "train")
+    if isinstance(data.get("format"), str) and data["format"] == TRAIN_FORMAT:
+        config = generator_config_from_dict(data.get("generator_config"), source)
+        state = _tensor_state(data.get("G"), "generator", source)
+        variant = data.get("variant")
+        return LoadedGenerator(_build_generator(config, strip_parallel_prefix(state), source),
+                               variant if isinstance(variant, str) else None, "train")
     published = data.get("G_net", data)
     if isinstance(published, dict) and any(str(k).endswith("enc1.main.1.weight") for k in published):
-        config, state = generator_from_published(published, source)
+        state = _tensor_state(published, "generator", source)
+        try:
+            config, state = generator_from_published(state, source)
+        except ValueError as error:  # shapes that give no valid configuration
+            raise UserError(f"{source}: not a UEGAN generator ({error})") from None
         return LoadedGenerator(_build_generator(config, state, source), variant_for(config),
                                "published")
     raise UserError(f"{source}: not a UEGAN checkpoint (expected a published checkpoint with "
                     f"'G_net', a uegan training checkpoint or a uegan generator export)")
 
 
+def check_readable_file(path: Path, what: str = "checkpoint") -> None:
+    """A UserError unless ``path`` is a file this process can open for reading."""
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder, expected a file")
+    if not path.exists():
+        raise UserError(f"{what} {path} does not exist")
+    if not path.is_file():
+        raise UserError(f"{what} {path} is not a regular file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise UserError(f"{what} {path} cannot be read ({error.strerror or error}); check its "
+                        f"permissions") from None
+
+
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> LoadedGenerator:
     """Load a generator from any supported file, in eval mode, on ``device``."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist")
+    check_readable_file(path)
     if _is_safetensors(path):
         loaded = _load_export(path)
+    elif path.suffix == ".safetensors":
+        raise UserError(f"{path}: a truncated or corrupt safetensors file (no valid header); "
+                        f"export the generator again")
     else:
         data = read_torch_file(path)
         if not isinstance(data, dict):
-            raise UserError(f"{path}: not a UEGAN checkpoint (a {type(data).__name__}, not a dict)")
+            raise UserError(f"{path}: not a UEGAN checkpoint (a {data.__class__.__name__}, "
+                            f"not a dict)")
         loaded = _generator_from_dict(data, path)
     loaded.generator.to(device)
     log.debug("loaded %s generator from %s (variant %s)", loaded.source_format, path, loaded.variant)
@@ -163,10 +259,21 @@ def load_published_checkpoint(path: str | Path) -> PublishedCheckpoint:
     data = read_torch_file(path)
     if not isinstance(data, dict) or "G_net" not in data:
         raise UserError(f"{path}: not a published UEGAN checkpoint (no 'G_net')")
-    g_config, g_state = generator_from_published(data["G_net"], str(path))
-    d_config = d_state = None
-    if "D_net" in data:
-        d_config, d_state = discriminator_from_published(data["D_net"], str(path))
+    source = str(path)
+    try:
+        g_config, g_state = generator_from_published(
+            _tensor_state(data["G_net"], "generator", source), source)
+        d_config = d_state = None
+        if "D_net" in data:
+            d_config, d_state = discriminator_from_published(
+                _tensor_state(data["D_net"], "discriminator", source), source)
+    except ValueError as error:
+        raise UserError(f"{source}: not a UEGAN checkpoint ({error})") from None
+    check_state_shapes(state_shapes(lambda: Generator(g_config)), _shapes_of(g_state),
+                       "generator", source)
+    if d_config is not None and d_state is not None:
+        check_state_shapes(state_shapes(lambda: Discriminator(d_config)), _shapes_of(d_state),
+                           "discriminator", source)
     return PublishedCheckpoint(g_config, g_state, d_config, d_state)
 
 

@@ -20,7 +20,7 @@ The hidden activation is LeakyReLU(0.2), as everywhere else in UEGAN, not the pu
 ReLU: the global MLP has only c/8 hidden units (one in ``ga1`` at ``conv_dim`` 8, four at 32), and
 the mean and std it reads are mostly positive, so a ReLU unit is often inactive for every input;
 when all of a block's units are, its global vector is zero and stays zero (no gradient reaches
-them). ``uegan audit`` showed exactly this for ``ga1`` and ``ga2`` at ``conv_dim`` 8 with ReLU.
+them).
 
 The zero start means that, at the very first step, only ``W_s, b_s, W_b, b_b`` receive gradient
 (``d out / d W_s = y * g``, non-zero); ``reduce`` and ``expand`` start receiving gradient as soon
@@ -33,13 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from uegan.models.layers import LEAKY_SLOPE, NORM_EPS, channel_mean_std
+from uegan.models.layers import LEAKY_SLOPE, GlobalAttentionBase, whole_mask
 
 
-class ModulatedGlobalAttention(nn.Module):
+class ModulatedGlobalAttention(GlobalAttentionBase):
     """GAM whose global vector scales and shifts the instance-normalised features."""
-
-    hidden_activation = "leaky_relu"  # uegan.apps.audit only looks for inactive ReLU units
 
     def __init__(self, channels: int):
         super().__init__()
@@ -60,15 +58,20 @@ class ModulatedGlobalAttention(nn.Module):
         for param in (self.scale_weight, self.scale_bias, self.shift_weight, self.shift_bias):
             param.zero_()
 
-    def global_vector(self, x: torch.Tensor) -> torch.Tensor:
-        """N x c: the published global branch, evaluated on ``[mean, std]`` of ``x``."""
-        mean, std = channel_mean_std(x)
+    def local_term(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fuse(x)
+
+    def global_from_moments(self, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        """N x c: the published global branch, evaluated on ``[mean, std]``."""
         hidden = F.leaky_relu(self.reduce(torch.cat([mean, std], dim=1)), LEAKY_SLOPE)
         return self.expand(hidden).flatten(1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        g = self.global_vector(x)
-        normalised = F.instance_norm(self.fuse(x), eps=NORM_EPS)
+    def modulate(self, normalised: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         scale = F.linear(g, self.scale_weight, self.scale_bias)[:, :, None, None]
         shift = F.linear(g, self.shift_weight, self.shift_bias)[:, :, None, None]
         return normalised * (1 + scale) + shift
+
+    def global_entries(self) -> dict[str, torch.Tensor]:
+        names = ("reduce.weight", "expand.weight", "scale_weight", "scale_bias", "shift_weight",
+                 "shift_bias")
+        return {name: whole_mask(self.get_parameter(name)) for name in names}

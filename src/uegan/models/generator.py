@@ -10,10 +10,16 @@ from torch import nn
 
 from uegan.models.attention import ModulatedGlobalAttention
 from uegan.models.curve import GlobalCurve
-from uegan.models.layers import ConvBlock, GlobalAttention, SqueezeExcitation, Upsample, reflect_conv
+from uegan.models.layers import (ConvBlock, GlobalAttention, GlobalAttentionBase, SqueezeExcitation,
+                                 Upsample, reflect_conv)
 
 DIVISOR = 16  # height and width must be multiples of 2**4 (four stride-2 encoder stages)
-GAM_KINDS = ("published", "modulated")
+# the kinds of global attention module, by the name ``GeneratorConfig.gam`` uses: a new kind is
+# one entry here (a subclass of GlobalAttentionBase) plus a variant in uegan.variants
+GAM_KINDS: dict[str, type[GlobalAttentionBase]] = {
+    "published": GlobalAttention,
+    "modulated": ModulatedGlobalAttention,
+}
 # fields that every configuration file carries; the others are written only when not default,
 # so files of the published architecture look exactly as before they existed
 ALWAYS_SERIALISED = ("conv_dim", "se_after_ga5")
@@ -28,8 +34,9 @@ class GeneratorConfig:
 
     The fields below are the study's additions (uegan.variants); their defaults are the
     published model:
-    gam: "published" (the GAM of the paper, global branch inert) or "modulated" (the global
-        vector scales and shifts the normalised features: uegan.models.attention).
+    gam: a key of ``GAM_KINDS``: "published" (the GAM of the paper, global branch inert) or
+        "modulated" (the global vector scales and shifts the normalised features:
+        uegan.models.attention).
     se_before_ga5: squeeze-and-excitation on the encoder output ``enc5``, before ``ga5``.
     ga5_scale: a constant factor on ``ga5``'s output (0.5 is what the seed's SE block computes).
     curve_knots: 0 (published) or the knots of a global tone curve per RGB channel, predicted
@@ -98,7 +105,7 @@ class Generator(nn.Module):
         self.enc4 = ConvBlock(4 * c, 8 * c, 3, stride=2)
         self.enc5 = ConvBlock(8 * c, 16 * c, 3, stride=2)
 
-        gam = ModulatedGlobalAttention if config.gam == "modulated" else GlobalAttention
+        gam = GAM_KINDS[config.gam]
         self.ga1 = gam(c)
         self.ga2 = gam(2 * c)
         self.ga3 = gam(4 * c)
@@ -137,20 +144,35 @@ class Generator(nn.Module):
             b = b * self.config.ga5_scale
         return self.se(b) if self.se is not None else b
 
+    # the U-Net's parts, in the order the forward pass uses them (uegan.models.tiling runs
+    # the same parts tile by tile)
+
+    def encoders(self) -> list[ConvBlock]:
+        """enc1 .. enc5: full resolution down to 1/16."""
+        return [self.enc1, self.enc2, self.enc3, self.enc4, self.enc5]
+
+    def skip_attention(self) -> list[GlobalAttentionBase]:
+        """ga1 .. ga4: the GAM on the skip from enc1 .. enc4."""
+        return [self.ga1, self.ga2, self.ga3, self.ga4]
+
+    def decoder_stages(self) -> list[tuple[Upsample, ConvBlock]]:
+        """(up1, dec1) .. (up4, dec4): each joins the upsampled map with the skip of
+        ga4 .. ga1."""
+        return [(self.up1, self.dec1), (self.up2, self.dec2), (self.up3, self.dec3),
+                (self.up4, self.dec4)]
+
+    def output(self, d4: torch.Tensor, e1: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        """dec5 on ``d4 * e1``, added to ``base`` (see :meth:`base`) and clamped to [-1, 1]."""
+        return torch.clamp(self.dec5(d4 * e1) + base, -1.0, 1.0)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.config.local_residual:
             return self.curve(x)
-        e1 = self.enc1(x)
-        e2 = self.enc2(e1)
-        e3 = self.enc3(e2)
-        e4 = self.enc4(e3)
-        e5 = self.enc5(e4)
-
-        b = self.bottleneck(e5)
-        d1 = self.dec1(torch.cat([self.up1(b), self.ga4(e4)], dim=1))
-        d2 = self.dec2(torch.cat([self.up2(d1), self.ga3(e3)], dim=1))
-        d3 = self.dec3(torch.cat([self.up3(d2), self.ga2(e2)], dim=1))
-        d4 = self.dec4(torch.cat([self.up4(d3), self.ga1(e1)], dim=1))
-
-        residual = self.dec5(d4 * e1)
-        return torch.clamp(residual + self.base(x), -1.0, 1.0)
+        features = []
+        for encoder in self.encoders():
+            features.append(encoder(features[-1] if features else x))
+        previous = self.bottleneck(features[-1])
+        for (up, dec), gam, skip in zip(self.decoder_stages(), reversed(self.skip_attention()),
+                                        reversed(features[:-1])):
+            previous = dec(torch.cat([up(previous), gam(skip)], dim=1))
+        return self.output(previous, features[0], self.base(x))

@@ -1,0 +1,252 @@
+"""Enhancing photos with a trained UEGAN generator.
+
+:class:`Enhancer` wraps a generator loaded from any checkpoint format and applies it to images
+of any size:
+
+- Faithful: images whose sides are multiples of 16 go through the generator unchanged
+  (``x = 2 * p / 255 - 1`` in, ``floor(((y + 1) / 2).clamp(0, 1) * 255 + 0.5)`` out, as the
+  published tester writes them). Other sides are reflect-padded at the bottom and right to the
+  next multiple of 16 and cropped back; tiny images (a side under 16) too.
+- Large photos, default mode: the generator runs at a working size (long side ``max_side``,
+  768 by default: the scale of the photos the published model is trained and tested on, FiveK
+  exports with a short edge of 512, so 512 x 768 and smaller run directly) and its effect is
+  carried to full resolution by a local affine colour transform (``uegan.inference.transfer``).
+- ``full_res=True``: the generator runs on the whole image. Above ``tile`` x ``tile`` x 4
+  pixels it runs tile by tile and is still exact (``uegan.models.tiling``); a generator that
+  fails the tiling's one-time self-check runs whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from uegan.checkpoints import load_generator
+from uegan.errors import UserError
+from uegan.inference.acceleration import InferenceAcceleration, prepare_generator_for_inference
+from uegan.inference.padding import pad_reflect, padded_size
+from uegan.inference.transfer import (DEFAULT_GUIDE_EPS, DEFAULT_GUIDE_RADIUS, LocalAffineTransfer,
+                                      fit_local_affine)
+from uegan.models import tiling
+from uegan.models.generator import DIVISOR, Generator
+from uegan.models.tiling import DEFAULT_TILE
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_SIDE = 768
+STRIP_ROWS = 256
+
+def quantize(values: torch.Tensor, dtype: np.dtype) -> np.ndarray:
+    """[0, 1] floats -> integers as the published tester rounds: floor(v * max + 0.5)."""
+    if dtype == np.uint16:
+        result = values.clamp(0.0, 1.0).mul_(65535.0).add_(0.5).floor_()
+        return result.to(torch.int32).cpu().numpy().astype(np.uint16)
+    result = values.clamp(0.0, 1.0).mul_(255.0).add_(0.5).floor_()
+    return result.to(torch.uint8).cpu().numpy()
+
+
+def working_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    scale = max_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _to_float_chw(rgb: np.ndarray) -> torch.Tensor:
+    """H x W x 3 uint8 / uint16 / float in [0, 1] -> 3 x H x W float32 (a view where possible)."""
+    with warnings.catch_warnings():  # read-only arrays (from PIL) are fine: never written to
+        warnings.simplefilter("ignore", UserWarning)
+        tensor = torch.from_numpy(np.asarray(rgb)).permute(2, 0, 1)
+    if rgb.dtype == np.uint8:
+        return tensor.float().div_(255.0)
+    if rgb.dtype == np.uint16:
+        return tensor.float().div_(65535.0)
+    return tensor.float()
+
+
+class Enhancer:
+    """A generator ready to enhance images of any size.
+
+    ``Enhancer.load(checkpoint, device="cpu")`` reads any supported checkpoint (published
+    ``.pth``, a training checkpoint of this project, a safetensors export). Calling the enhancer
+    on an image returns the same kind of image:
+
+    - a PIL image -> a PIL image (RGB; alpha kept untouched when the input has one);
+    - a numpy array H x W x 3 (or x 4 with alpha, or H x W gray), ``uint8``, ``uint16`` or float
+      in [0, 1] -> the same dtype, H x W x 3 (x 4 with alpha);
+    - a torch tensor 3 x H x W or N x 3 x H x W, float in [0, 1] or ``uint8`` -> the same shape,
+      dtype and device.
+
+    ``max_side``: long side of the working size (``None``: always full resolution);
+    ``full_res``: run the generator on the whole image whatever its size (tiled above
+    ``tile`` x ``tile`` x 4 pixels, exact).
+    ``acceleration``: an optional ``uegan.inference.InferenceAcceleration`` (torch.compile,
+    exact fp32 rewrites, bf16/fp16 autocast) for the untiled forward pass; the generator is
+    prepared in place.
+    """
+
+    def __init__(self, generator: Generator, device: str | torch.device = "cpu", *,
+                 max_side: int | None = DEFAULT_MAX_SIDE, full_res: bool = False,
+                 tile: int = DEFAULT_TILE, guide_radius: int = DEFAULT_GUIDE_RADIUS,
+                 guide_eps: float = DEFAULT_GUIDE_EPS, variant: str | None = None,
+                 source_format: str | None = None, acceleration: InferenceAcceleration | None = None):
+        if max_side is not None and max_side < DIVISOR:
+            raise UserError(f"max side {max_side} is too small (at least {DIVISOR})")
+        if tile < 4 * DIVISOR or tile % DIVISOR:
+            raise UserError(f"tile {tile} must be a multiple of {DIVISOR}, at least {4 * DIVISOR}")
+        self.device = torch.device(device)
+        self.generator = generator.to(self.device).eval()
+        self._forward = self.generator
+        if acceleration is not None:
+            self._forward = prepare_generator_for_inference(self.generator, acceleration)
+        self.max_side = max_side
+        self.full_res = full_res
+        self.tile = tile
+        self.guide_radius = guide_radius
+        self.guide_eps = guide_eps
+        self.variant = variant
+        self.source_format = source_format
+        self._tiling_ok: bool | None = None  # checked once, when a tiled forward is first needed
+
+    @classmethod
+    def load(cls, checkpoint: str | Path, device: str | torch.device = "cpu",
+             **options: Any) -> "Enhancer":
+        loaded = load_generator(checkpoint, device)
+        return cls(loaded.generator, device, variant=loaded.variant,
+                   source_format=loaded.source_format, **options)
+
+    # -- the generator on [0, 1] images ----------------------------------------------------------
+
+    @torch.inference_mode()
+    def generate(self, x: torch.Tensor) -> torch.Tensor:
+        """The generator on N x 3 x H x W in [0, 1] (any size): padded, run, cropped, in [0, 1]."""
+        _, _, height, width = x.shape
+        padded_h, padded_w = padded_size(height, width)
+        x = pad_reflect(x.to(self.device, torch.float32), padded_h, padded_w)
+        x = 2 * x - 1
+        if padded_h * padded_w > 4 * self.tile * self.tile and self._tiling_checked():
+            y = tiling.tiled_forward(self.generator, x, self.tile)
+        else:
+            y = self._forward(x)
+        return ((y[:, :, :height, :width] + 1) / 2).clamp(0, 1)
+
+    def _tiling_checked(self) -> bool:
+        if self._tiling_ok is None:
+            self._tiling_ok = tiling.tiling_matches(self.generator, self.device)
+            if not self._tiling_ok:
+                log.warning("this generator cannot be split into tiles exactly; running large "
+                            "images whole (more memory)")
+        return self._tiling_ok
+
+    def uses_transfer(self, height: int, width: int) -> bool:
+        return (not self.full_res and self.max_side is not None
+                and max(height, width) > self.max_side)
+
+    @torch.inference_mode()
+    def fit_transfer(self, image: torch.Tensor) -> LocalAffineTransfer:
+        """Run the generator at working size on 1 x 3 x H x W in [0, 1] and fit the transfer."""
+        _, _, height, width = image.shape
+        small_h, small_w = working_size(height, width, self.max_side)
+        small = F.interpolate(image.to(self.device, torch.float32), size=(small_h, small_w),
+                              mode="bilinear", antialias=True, align_corners=False)
+        enhanced = self.generate(small)
+        coefficients = fit_local_affine(small, enhanced, self.guide_radius, self.guide_eps)
+        return LocalAffineTransfer(coefficients, height, width)
+
+    @torch.inference_mode()
+    def enhance_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """N x 3 x H x W float in [0, 1] -> the enhanced images, same shape, on the same device."""
+        _, _, height, width = x.shape
+        if not self.uses_transfer(height, width):
+            return self.generate(x).to(x.device)
+        results = []
+        for sample in x:
+            transfer = self.fit_transfer(sample[None])
+            rows = [transfer.apply(sample[:, r0:r0 + STRIP_ROWS].float(), r0).clamp(0, 1).to(x.device)
+                    for r0 in range(0, height, STRIP_ROWS)]
+            results.append(torch.cat(rows, dim=1))
+        return torch.stack(results)
+
+    @torch.inference_mode()
+    def enhance_array(self, rgb: np.ndarray, out_dtype: np.dtype | type | None = None
+                      ) -> np.ndarray:
+        """H x W x 3 (uint8, uint16 or float in [0, 1]) -> H x W x 3 of ``out_dtype`` (default:
+        the input's). Large photos are processed in strips: memory stays near two copies of the
+        image as float."""
+        out_dtype = np.dtype(out_dtype or rgb.dtype)
+        height, width = rgb.shape[:2]
+        image = _to_float_chw(rgb)[None]
+        if self.uses_transfer(height, width):
+            transfer = self.fit_transfer(image)
+            out = np.empty((height, width, 3), dtype=out_dtype)
+            for r0 in range(0, height, STRIP_ROWS):
+                strip = transfer.apply(image[0, :, r0:r0 + STRIP_ROWS], r0)
+                out[r0:r0 + STRIP_ROWS] = self._from_float(strip.permute(1, 2, 0), out_dtype)
+            return out
+        result = self.generate(image)[0]
+        del image
+        out = np.empty((height, width, 3), dtype=out_dtype)
+        for r0 in range(0, height, STRIP_ROWS):
+            out[r0:r0 + STRIP_ROWS] = self._from_float(
+                result[:, r0:r0 + STRIP_ROWS].permute(1, 2, 0), out_dtype)
+        return out
+
+    @staticmethod
+    def _from_float(values: torch.Tensor, dtype: np.dtype) -> np.ndarray:
+        if dtype in (np.uint8, np.uint16):
+            return quantize(values, dtype)
+        return values.clamp(0, 1).cpu().numpy().astype(dtype)
+
+    # -- any kind of image -------------------------------------------------------------------------
+
+    def __call__(self, image: Any) -> Any:
+        if isinstance(image, Image.Image):
+            return self._enhance_pil(image)
+        if isinstance(image, np.ndarray):
+            return self._enhance_numpy(image)
+        if isinstance(image, torch.Tensor):
+            return self._enhance_torch(image)
+        raise TypeError(f"cannot enhance {type(image)}: pass a PIL image, a numpy "
+                        f"array or a torch tensor")
+
+    def _enhance_pil(self, image):
+        has_alpha = image.mode in ("RGBA", "LA", "PA") or (
+            image.mode == "P" and "transparency" in image.info)
+        alpha = image.convert("RGBA").getchannel("A") if has_alpha else None
+        rgb = np.asarray(image.convert("RGB"))
+        result = Image.fromarray(self.enhance_array(rgb, np.uint8), "RGB")
+        if alpha is not None:
+            result.putalpha(alpha)
+        return result
+
+    def _enhance_numpy(self, array: np.ndarray) -> np.ndarray:
+        if array.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
+            raise TypeError(f"unsupported array dtype {array.dtype} (uint8, uint16 or float)")
+        if array.ndim == 2:
+            array = array[..., None]
+        if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
+            raise ValueError(f"expected an H x W x 3 image (or x 4, or H x W), got {array.shape}")
+        alpha = array[..., 3:] if array.shape[-1] == 4 else None
+        rgb = np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array[..., :3]
+        result = self.enhance_array(np.ascontiguousarray(rgb), array.dtype)
+        return np.concatenate([result, alpha], axis=-1) if alpha is not None else result
+
+    def _enhance_torch(self, tensor: torch.Tensor) -> torch.Tensor:
+        batched = tensor.ndim == 4
+        if tensor.ndim not in (3, 4) or tensor.shape[-3] != 3:
+            raise ValueError(f"expected 3 x H x W or N x 3 x H x W, got {tuple(tensor.shape)}")
+        x = tensor if batched else tensor[None]
+        if tensor.dtype == torch.uint8:
+            y = self.enhance_tensor(x.float() / 255.0)
+            y = torch.floor(y * 255.0 + 0.5).to(torch.uint8)
+        elif tensor.is_floating_point():
+            y = self.enhance_tensor(x.float()).to(tensor.dtype)
+        else:
+            raise TypeError(f"unsupported tensor dtype {tensor.dtype} (float in [0, 1] or uint8)")
+        y = y.to(tensor.device)
+        return y if batched else y[0]
