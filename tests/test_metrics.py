@@ -148,17 +148,17 @@ def test_cpu_bands_and_whole_batch_paths_agree(protocol, monkeypatch):
     target = torch.stack([torch.from_numpy(b).permute(2, 0, 1) for _, b in pairs])
     reference = [sk_ssim_published(crop4(a), crop4(b)) if protocol == "published" else sk_ssim_gaussian(crop4(a), crop4(b))
                  for a, b in pairs]
-    monkeypatch.setattr(metrics, "CPU_TILE_ELEMENTS", 300)  # several bands, the last one partial
+    monkeypatch.setattr(metrics.protocol, "CPU_TILE_ELEMENTS", 300)  # several bands, the last one partial
     banded = metrics.ssim_batch(pred, target, protocol)
     assert banded.tolist() == pytest.approx(reference, abs=1e-9)
     window = 7 if protocol == "published" else 11
     cropped_pred, cropped_target = pred[..., 4:-4, 4:-4], target[..., 4:-4, 4:-4]
-    whole = metrics._ssim_map_sum(cropped_pred, cropped_target, protocol, window)
+    whole = metrics.fidelity._ssim_map_sum(cropped_pred, cropped_target, protocol, window)
     positions = 3 * (cropped_pred.shape[-2] - window + 1) * (cropped_pred.shape[-1] - window + 1)
     assert (whole / positions).tolist() == pytest.approx(reference, abs=1e-9)
     reference_psnr = [skm.peak_signal_noise_ratio(crop4(b), crop4(a), data_range=255) for a, b in pairs]
     assert metrics.psnr_batch(pred, target).tolist() == pytest.approx(reference_psnr, abs=1e-9)
-    whole_mse = metrics._squared_error_sum(cropped_pred, cropped_target) / cropped_pred[0].numel()
+    whole_mse = metrics.fidelity._squared_error_sum(cropped_pred, cropped_target) / cropped_pred[0].numel()
     assert (10 * torch.log10(255.0 ** 2 / whole_mse)).tolist() == pytest.approx(reference_psnr, abs=1e-9)
 
 
@@ -358,10 +358,10 @@ def test_ciede2000_cpu_bands_and_whole_images_agree(monkeypatch):
     pred = torch.stack([torch.from_numpy(x).permute(2, 0, 1) for x, _ in pairs])
     target = torch.stack([torch.from_numpy(y).permute(2, 0, 1) for _, y in pairs])
     reference = [sk_ciede2000(x, y) for x, y in pairs]
-    monkeypatch.setattr(metrics, "CPU_TILE_ELEMENTS", 300)  # 4 rows of 75 per band, the last partial
+    monkeypatch.setattr(metrics.protocol, "CPU_TILE_ELEMENTS", 300)  # 4 rows of 75 per band, the last partial
     assert metrics.ciede2000_batch(pred, target).tolist() == pytest.approx(reference, abs=1e-9)
     cropped_pred, cropped_target = pred[..., 4:-4, 4:-4], target[..., 4:-4, 4:-4]
-    whole = metrics._ciede2000_sum(cropped_pred, cropped_target) / (53 * 75)
+    whole = metrics.colour._ciede2000_sum(cropped_pred, cropped_target) / (53 * 75)
     assert whole.tolist() == pytest.approx(reference, abs=1e-9)
 
 

@@ -37,7 +37,8 @@ from uegan.io.images import load_rgb8
 from uegan.models.vgg import VGG19Features
 from uegan.training.config import TrainConfig
 from uegan.training.step import train_step
-from uegan.training.trainer import GENERATOR_FILE, Trainer
+from uegan.training.run_folder import RunFolder
+from uegan.training.trainer import Trainer
 from uegan.variants import get_variant
 from uegan.weights import build_vgg19, vgg19_cache_path
 
@@ -184,7 +185,7 @@ def _train_and_enhance(settings: DemoSettings, data: DemoData, out: Path, vgg: V
     start = time.perf_counter()
     Trainer(config, vgg=vgg).fit()
     seconds = time.perf_counter() - start
-    enhancer = Enhancer.load(run_dir / GENERATOR_FILE, "cpu")
+    enhancer = Enhancer.load(RunFolder(run_dir).generator_file, "cpu")
     for row, photo in zip(rows, held_out):
         enhanced = enhancer(photo.degraded)
         save_png(out / "images" / f"{photo.name}-{variant}.png", enhanced)

@@ -28,7 +28,9 @@ import numpy as np
 from PIL import Image
 
 from uegan.errors import UserError
+from uegan.io.color import srgb_decode, srgb_encode
 from uegan.io.images import load_rgb8
+from uegan.io.quantize import quantize
 
 # role -> scikit-image data file names (all shipped inside the scikit-image wheel)
 TRAINING_PHOTOS = ("astronaut.png", "rocket.jpg", "motorcycle_left.png")
@@ -67,15 +69,6 @@ def load_photo(name: str, short_edge: int = PHOTO_SIZE, folder: Path | None = No
     return np.ascontiguousarray(array[top:top + h, left:left + w])
 
 
-def _srgb_to_linear(v: np.ndarray) -> np.ndarray:
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
-
-
-def _linear_to_srgb(v: np.ndarray) -> np.ndarray:
-    v = np.clip(v, 0.0, 1.0)
-    return np.where(v <= 0.0031308, 12.92 * v, 1.055 * v ** (1 / 2.4) - 0.055)
-
-
 @dataclass(frozen=True)
 class Degradation:
     """A global photographic degradation, applied in this order:
@@ -92,10 +85,10 @@ class Degradation:
     contrast: float
 
     def apply(self, rgb: np.ndarray) -> np.ndarray:
-        linear = _srgb_to_linear(np.asarray(rgb, dtype=np.float64))
+        linear = srgb_decode(np.asarray(rgb, dtype=np.float64))
         linear = linear * (2.0 ** self.exposure_ev)
         linear = linear * np.array([self.red_gain, 1.0, self.blue_gain])
-        v = _linear_to_srgb(linear) ** self.gamma
+        v = srgb_encode(linear) ** self.gamma
         mean = v.mean()
         return np.clip(mean + self.contrast * (v - mean), 0.0, 1.0).astype(np.float32)
 
@@ -120,8 +113,8 @@ def random_degradation(rng: np.random.Generator) -> Degradation:
 
 
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
-    """[0, 1] floats -> 8-bit, ``floor(v * 255 + 0.5)``."""
-    return np.floor(np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    """[0, 1] floats -> 8-bit by the project's one rounding rule (:func:`uegan.io.quantize.quantize`)."""
+    return quantize(rgb, np.uint8)
 
 
 def save_png(path: Path, rgb: np.ndarray) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 
 import torch
-import torch.nn.functional as F
 
 from uegan.models.generator import DIVISOR, Generator
 from uegan.models.layers import NORM_EPS, GlobalAttentionBase, std_from_variance

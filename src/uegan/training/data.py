@@ -26,6 +26,7 @@ from uegan.io.budget import check_aspect
 from uegan.io.errors import PhotoError
 from uegan.io.listing import find_images, images_by_stem
 from uegan.io.reader import load_rgb8, probe_size, read_photo
+from uegan.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -257,3 +258,21 @@ def scan_validation(low_folder: str | Path, label_folder: str | Path, skip_bad: 
 
 def count_upscaled(images: list[ImageInfo], crop_size: int) -> int:
     return sum(1 for info in images if info.short_side < crop_size)
+
+
+def scan_run_data(config: TrainConfig, run_dir: Path
+                  ) -> tuple[list[Path], list[Path], list[ValidationPair]]:
+    """The low, high and validation images of a run. A run folder inside a data folder is never
+    read as data: its images are the run's own outputs."""
+    own = [run_dir]
+    low = scan_images(config.low, "low-quality", config.skip_bad_images, exclude=own)
+    high = scan_images(config.high, "high-quality", config.skip_bad_images, exclude=own)
+    for what, images in (("low-quality", low), ("high-quality", high)):
+        upscaled = count_upscaled(images, config.crop_size)
+        if upscaled:
+            log.info("%d of %d %s images are smaller than the %d px crop and are upscaled first",
+                     upscaled, len(images), what, config.crop_size)
+    pairs: list[ValidationPair] = []
+    if config.val_low is not None:
+        pairs = scan_validation(config.val_low, config.val_label, config.skip_bad_images, exclude=own)
+    return low, high, pairs

@@ -39,8 +39,7 @@ from uegan.training.checkpoint import (Progress, TrainingState, best_path, captu
 from uegan.training.checkpoint import save_checkpoint as write_checkpoint
 from uegan.training.config import TrainConfig
 from uegan.training.data import (HIGH, LOW, Augmentation, StepSampler, UnpairedBatches,
-                                 ValidationPair, count_upscaled, ignore_sigint, scan_images,
-                                 scan_validation)
+                                 ValidationPair, ignore_sigint, scan_run_data)
 from uegan.training.distributed import DistContext, init_distributed, wrap_ddp
 from uegan.training.networks import build_networks
 from uegan.training.run_folder import RunFolder
@@ -131,7 +130,7 @@ class Trainer:
             torch.use_deterministic_algorithms(True, warn_only=True)
 
         # data (checked on rank 0, shared with the others)
-        low, high, pairs = self.dist.on_main(self._scan_data)
+        low, high, pairs = self.dist.on_main(lambda: scan_run_data(self.config, self.run_dir))
         augmentation = Augmentation(config.crop_size, config.image_size, config.hflip, config.vflip)
         self.dataset = UnpairedBatches(low, high, config.batch_size, augmentation, config.seed)
         self.validation_pairs: list[ValidationPair] = pairs
@@ -161,22 +160,6 @@ class Trainer:
         self.stop = StopRequest()
         self.meter = LossMeter(len(LOSS_NAMES))
         self.logger: RunLogger | None = None
-
-    def _scan_data(self) -> tuple[list, list, list[ValidationPair]]:
-        config = self.config
-        own = [self.run_dir]  # a run folder inside a data folder: its images are never data
-        low = scan_images(config.low, "low-quality", config.skip_bad_images, exclude=own)
-        high = scan_images(config.high, "high-quality", config.skip_bad_images, exclude=own)
-        for what, images in (("low-quality", low), ("high-quality", high)):
-            upscaled = count_upscaled(images, config.crop_size)
-            if upscaled:
-                log.info("%d of %d %s images are smaller than the %d px crop and are upscaled first",
-                         upscaled, len(images), what, config.crop_size)
-        pairs: list[ValidationPair] = []
-        if config.val_low is not None:
-            pairs = scan_validation(config.val_low, config.val_label, config.skip_bad_images,
-                                    exclude=own)
-        return low, high, pairs
 
     # ------------------------------------------------------------------ checkpoints
 

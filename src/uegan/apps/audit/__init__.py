@@ -37,8 +37,6 @@ Modules: :mod:`~uegan.apps.audit.measure` (building what to audit and measuring 
 
 from __future__ import annotations
 
-import logging
-
 from uegan.apps.audit.measure import (AGREEMENT, GRAD_FLOOR, GRAD_RATIO, INITS, OUTPUT_THRESHOLD,
                                       audit_generator, build_for_audit, random_images,
                                       randomize_generic)
