@@ -1,4 +1,4 @@
-"""``uegan study``: the seed statistics (arithmetic written out here) and a tiny end-to-end study."""
+"""``uegan study``: the random-seed statistics (arithmetic written out here) and a tiny end-to-end study."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, capsys):
             "--set", "val_save_images=0", "--set", "tensorboard=false"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "exceeds seed spread" in out
+    assert "exceeds random-seed spread" in out
     for variant in ("uegan-charbonnier-se", "uegan-charbonnier-half"):
         for seed in (0, 1):
             run_dir = root / variant / f"seed{seed}"
@@ -109,7 +109,7 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, capsys):
             assert config["variant"] == variant and config["seed"] == seed
             assert run_status(run_dir) == "done"
     report = (root / "report" / "report.md").read_text()
-    assert "Variants against the seed spread" in report
+    assert "Variants against the random-seed spread" in report
     assert (root / "report" / "seeds.png").is_file()
     study = json.loads((root / "report" / "study.json").read_text())
     assert [r["status_before"] for r in study["runs"]] == ["new"] * 4

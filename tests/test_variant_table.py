@@ -2,7 +2,7 @@
 and published figures, and what a training run of a variant really hands to the training step.
 
 The table below is written out by hand from the README ("The project reproduces a study ...",
-"Variants that use the idea") and the seed study's published FiveK figures; it is the reference,
+"Variants that use the idea") and the published study's FiveK figures; it is the reference,
 ``uegan.variants`` is the code under test. A new variant needs a new row here.
 """
 

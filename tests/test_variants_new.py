@@ -5,7 +5,7 @@
   parameters get gradient and change the output.
 - uegan-charbonnier-se-pre: SE on enc5, before ga5: its weights get gradient, its excitation is
   not a constant.
-- uegan-charbonnier-half: no SE, ga5 x 0.5 (its equality with the seed's SE variant is in
+- uegan-charbonnier-half: no SE, ga5 x 0.5 (its equality with the published study's SE variant is in
   test_inertness.py).
 """
 

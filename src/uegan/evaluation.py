@@ -38,7 +38,7 @@ from uegan.runtime import select_device
 log = logging.getLogger(__name__)
 
 NimaMode = Literal["auto", "on", "off"]
-METRIC_KEYS: tuple[str, ...] = ("psnr", "ssim", "ciede2000", "nima", "nima_std")
+METRIC_KEYS: tuple[str, ...] = (*metrics.FULL_REFERENCE, "nima", "nima_std")
 """Per-image metrics in the JSON rows, the summary and the CSV, in this order."""
 PUBLISHED_SCRIPT_KEYS: tuple[str, ...] = ("psnr", "ssim")
 """The metrics the published evaluation scripts averaged (sum / (N - 1))."""
@@ -268,14 +268,13 @@ def _load(path: Path) -> np.ndarray:
 
 def score_pair(pred: np.ndarray, label: np.ndarray, protocol: metrics.SsimProtocol = "published",
                device: torch.device | str = "cpu") -> dict[str, float]:
-    """PSNR, SSIM and CIEDE2000 of an 8-bit RGB output against its label (H x W x 3 each)
+    """The full-reference metrics (PSNR, SSIM, CIEDE2000) of an 8-bit RGB output against its label (H x W x 3 each)
     under the published protocol: the one scoring of ``uegan evaluate`` and of the validation
     during training, so their figures agree. A ValueError for an image too small for the
     border crop or the SSIM window."""
     a = torch.from_numpy(np.ascontiguousarray(pred)).to(device)
     b = torch.from_numpy(np.ascontiguousarray(label)).to(device)
-    return {"psnr": metrics.psnr(a, b), "ssim": metrics.ssim(a, b, protocol=protocol),
-            "ciede2000": metrics.ciede2000(a, b)}
+    return metrics.full_reference_scores(a, b, protocol)
 
 
 def _evaluate_one(stem: str, pred_path: Path, label_path: Path | None, protocol: metrics.SsimProtocol,
@@ -289,8 +288,8 @@ def _evaluate_one(stem: str, pred_path: Path, label_path: Path | None, protocol:
                                            f"{label_path} ({label.shape[1]}x{label.shape[0]})")
         try:
             scores = score_pair(pred, label, protocol, device)
-            result.psnr, result.ssim, result.ciede2000 = (scores["psnr"], scores["ssim"],
-                                                          scores["ciede2000"])
+            for name, value in scores.items():
+                setattr(result, name, value)
         except ValueError as error:  # too small for the crop or the window
             raise _ImageProblem(pred_path, str(error)) from error
     if scorer is not None:

@@ -205,7 +205,7 @@ def compile_module(module: nn.Module, *, mode: str | None = None, dynamic: bool 
     of photos of different sizes). ``freezing``: weights become constants of the graph (for
     inference: the graph must be re-made, i.e. the module re-compiled, if the weights change).
     ``conv_1x1_as_mm``: 1x1 convolutions as matrix products (on CPU an NCHW 1x1 convolution
-    takes a slow path, about 4x slower than the same product through BLAS).
+    takes a slower path than the same product through BLAS; benchmarks/RESULTS.md).
     """
     configure_compile_cache(cache_dir)
     options: dict[str, Any] = {"conv_1x1_as_mm": conv_1x1_as_mm}

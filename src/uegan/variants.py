@@ -71,7 +71,7 @@ VARIANTS: dict[str, Variant] = {
                 "Charbonnier identity loss and squeeze-and-excitation after ga5 "
                 "(inert apart from a 0.5 factor: see the README)",
                 (23.99, 0.8991, 5.10)),
-        # The study's own variants (README, "What the seed's ablation changes"): not published.
+        # The study's own variants (README, "What the published study's ablation changes"): not published.
         Variant("uegan-charbonnier-half", "charbonnier", False,
                 "Charbonnier identity loss, no SE, ga5's output multiplied by 0.5: exactly what "
                 "uegan-charbonnier-se computes, without the dead SE weights",

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from uegan.apps.demo_data import DEFAULT_HELD_OUT_COPIES, DEFAULT_LOW_COPIES
-from uegan.metrics import LOWER_IS_BETTER
+from uegan.metrics import FULL_REFERENCE, LOWER_IS_BETTER
 from uegan.variants import RECOMMENDED_VARIANT
 
 # The demo's schedule per variant: (steps, learning-rate factor on the published rates), chosen
@@ -31,7 +31,7 @@ COMPARE_WITH = "uegan"               # the published generator, trained beside t
 RANDOM_VGG_NOTE = ("No VGG19 ImageNet weights were found, so this demo uses a RANDOM VGG19 for "
                    "the fidelity loss (only the demo does that; the published model and "
                    "`uegan train` use the ImageNet weights).")
-METRICS = ("psnr", "ssim", "ciede2000")   # the keys of :func:`uegan.evaluation.score_pair`
+METRICS = FULL_REFERENCE   # the keys of :func:`uegan.evaluation.score_pair`
 
 
 def demo_schedule(variant: str) -> tuple[int, float]:

@@ -6,7 +6,7 @@ this module, so a report holds one seed table, computed one way.
 
 Per variant, over its runs: the mean and the sample standard deviation of each metric at the
 run's last validation. Comparison rule (:func:`compare_to_baseline`): a variant's difference to
-the baseline *exceeds the seed spread* when ``|mean - mean_baseline| > 2 * pooled std``, the
+the baseline *exceeds the random-seed spread* when ``|mean - mean_baseline| > 2 * pooled std``, the
 pooled std being ``sqrt((s_a^2 + s_b^2) / 2)``. With 3 random seeds per variant this is about a
 Welch t of 2.4 or more (two-sided p of roughly 0.07); the table shows Welch's t as well. It is a
 screening rule, not a significance test, and with 3 random seeds the std itself is uncertain by
@@ -26,11 +26,11 @@ from typing import Any, Protocol
 
 from uegan.apps.tables import finite, md_table
 from uegan.errors import UserError
-from uegan.metrics import DIGITS, LOWER_IS_BETTER
+from uegan.metrics import DIGITS, FULL_REFERENCE, LOWER_IS_BETTER
 
-METRICS: tuple[str, ...] = ("psnr", "ssim", "ciede2000", "nima")
+METRICS: tuple[str, ...] = (*FULL_REFERENCE, "nima")
 """The validation figures of a run, in table order."""
-SPREAD_FACTOR = 2.0           # |delta mean| > SPREAD_FACTOR * pooled std: exceeds the seed spread
+SPREAD_FACTOR = 2.0           # |delta mean| > SPREAD_FACTOR * pooled std: exceeds the random-seed spread
 
 
 class SeededRun(Protocol):
@@ -126,15 +126,15 @@ def compare_to_baseline(summaries: Sequence[VariantSummary], baseline: str | Non
 
 def seed_comparison_lines(runs: Sequence[SeededRun], baseline: str | None = None) -> list[str]:
     """Markdown: mean ± std per variant and, per metric, each variant's difference to the
-    baseline against the seed spread. [] unless some variant has at least two random seeds."""
+    baseline against the random-seed spread. [] unless some variant has at least two random seeds."""
     summaries = summarize_runs(runs)
     if not any(s.n("psnr") >= 2 for s in summaries):
         return []
     metrics = [m for m in METRICS if any(s.n(m) for s in summaries)]
     base = baseline or summaries[0].variant
-    lines = ["### Variants against the seed spread (last validation of each run)", "",
+    lines = ["### Variants against the random-seed spread (last validation of each run)", "",
              f"Mean ± sample standard deviation over random seeds. A difference to the baseline "
-             f"(`{base}`) *exceeds the seed spread* when |Δ mean| > {SPREAD_FACTOR:g} × pooled "
+             f"(`{base}`) *exceeds the random-seed spread* when |Δ mean| > {SPREAD_FACTOR:g} × pooled "
              f"std, pooled std = sqrt((s₁² + s₂²) / 2); Welch's t is shown too (with 3 random "
              f"seeds each, the rule is about |t| > 2.4). A screening rule, not a significance test."
              + (" CIEDE2000 is the colour difference to the labels: lower is better, so for it a "
@@ -153,7 +153,7 @@ def seed_comparison_lines(runs: Sequence[SeededRun], baseline: str | None = None
                          "**yes**" if c.exceeds else "no"])
     if rows:
         lines += ["", *md_table(["variant", "metric", f"Δ vs {base}", "pooled std",
-                                 "|Δ| / pooled std", "Welch t", "exceeds seed spread"], rows)]
+                                 "|Δ| / pooled std", "Welch t", "exceeds random-seed spread"], rows)]
     return lines + [""]
 
 

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Run a few random batches through a generator (float64) and list every parameter "
             "whose gradient is zero and every module whose perturbation leaves the output "
             "unchanged, naming the known findings of the published model (the GAM's inert global "
-            "branch, the seed's SE block that only multiplies by 0.5). Always exits 0: it is a "
+            "branch, the published study's SE block that only multiplies by 0.5). Always exits 0: it is a "
             "report."))
     parser.add_argument("target", metavar="VARIANT_OR_CHECKPOINT",
                         help="a variant name (see `uegan variants`; built at random) or a generator "

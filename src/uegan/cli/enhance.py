@@ -38,7 +38,7 @@ from uegan.cli.preflight import check_out_folder, check_threads, select_device
 from uegan.io.files import remove_stale_temporaries
 from uegan.errors import UserError
 from uegan.io.listing import is_image_path, list_images
-from uegan.runtime import configure_threads
+from uegan.runtime import DEVICE_CHOICES, PRECISIONS, configure_threads
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +88,16 @@ def register(subparsers) -> None:
                         help="process only the I-th of N deterministic parts of the inputs "
                              "(0-based); combined with torchrun's RANK/WORLD_SIZE")
     parser.add_argument("--device", default="auto",
-                        help="cpu, cuda, cuda:N or auto (default: the GPU of this torchrun "
-                             "process if there is one, else cpu)")
+                        help=f"{DEVICE_CHOICES} (default auto: the GPU of this torchrun "
+                             f"process if there is one, then MPS, then the CPU)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (at least 1)")
     parser.add_argument("--fast", action="store_true",
                         help="torch.compile the generator and use exact fp32 rewrites "
                              "(uegan.runtime, uegan.models.fast; the first compile takes 20-60 s on a CPU and is "
                              "cached on disk: worth it for many images)")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="autocast precision of the generator (default fp32, the published "
-                             "numerics; bf16 is about 2x faster on CPUs with AVX512-BF16 and GPUs)")
+                             "numerics; bf16 is faster on CPUs with AVX512-BF16 or AMX, and on GPUs)")
     parser.set_defaults(func=run)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from uegan import evaluation, metrics
 from uegan.cli import EXIT_FAILED, EXIT_OK
 from uegan.cli.preflight import check_threads, select_device
-from uegan.runtime import configure_threads
+from uegan.runtime import DEVICE_CHOICES, configure_threads
 
 EPILOG = """\
 Outputs and labels are paired by file name without extension. PSNR and SSIM follow the
@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", type=Path, metavar="FILE", help="write summary and per-image rows as JSON")
     parser.add_argument("--csv", type=Path, metavar="FILE", help="write per-image rows as CSV")
     parser.add_argument("--overwrite", action="store_true", help="replace existing --json / --csv files")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    parser.add_argument("--device", default="auto",
+                        help=f"{DEVICE_CHOICES} (default auto: CUDA, then MPS, then the CPU)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (at least 1)")
     parser.set_defaults(func=run)
 

@@ -43,8 +43,8 @@ class ReadBudget:
         pixels = width * height
         if self.max_pixels is not None and pixels > self.max_pixels:
             raise PhotoError(f"{path}: {width} x {height} = {pixels:,} pixels is over the limit "
-                             f"of {self.max_pixels:,} (a decompression bomb?); raise it with "
-                             f"--max-pixels")
+                             f"of {self.max_pixels:,} (a decompression bomb?; uegan enhance can "
+                             f"raise it with --max-pixels)")
         decoded = pixels * bytes_per_pixel
         if self.max_bytes is not None and decoded > self.max_bytes:
             raise PhotoError(f"{path}: {width} x {height} pixels would take {decoded:,} bytes "

@@ -37,9 +37,21 @@ from uegan.metrics.protocol import (BORDER, CPU_TILE_ELEMENTS, DATA_RANGE, DIGIT
                                     SSIM_PROTOCOLS, ImageLike, Layout, SsimProtocol, published_script_average,
                                     quantize, to_chw, true_mean)
 
+FULL_REFERENCE: tuple[str, ...] = ("psnr", "ssim", "ciede2000")
+"""The full-reference metrics, in table order: what :func:`full_reference_scores` returns, and
+what evaluation, validation during training, reports and the demo show."""
+
+
+def full_reference_scores(pred: ImageLike, target: ImageLike, protocol: SsimProtocol = "published"
+                          ) -> dict[str, float]:
+    """Every metric of :data:`FULL_REFERENCE` for one 8-bit RGB image against its reference."""
+    return {"psnr": psnr(pred, target), "ssim": ssim(pred, target, protocol=protocol),
+            "ciede2000": ciede2000(pred, target)}
+
+
 __all__ = [
     "BORDER", "CPU_TILE_ELEMENTS", "D65_WHITE", "DATA_RANGE", "DEVICE_TILE_PIXELS", "DIGITS",
-    "GAUSSIAN_SIGMA", "GAUSSIAN_TRUNCATE", "K1", "K2", "LOWER_IS_BETTER", "PUBLISHED_WINDOW",
+    "FULL_REFERENCE", "full_reference_scores", "GAUSSIAN_SIGMA", "GAUSSIAN_TRUNCATE", "K1", "K2", "LOWER_IS_BETTER", "PUBLISHED_WINDOW",
     "SRGB_TO_XYZ", "SSIM_PROTOCOLS", "ImageLike", "Layout", "SsimProtocol", "ciede2000",
     "ciede2000_batch", "ciede2000_lab", "gaussian_window_1d", "psnr", "psnr_batch",
     "published_script_average", "quantize", "srgb_to_lab", "ssim", "ssim_batch", "to_chw", "true_mean",

@@ -41,10 +41,7 @@ class ModulatedGlobalAttention(GlobalAttentionBase):
 
     def __init__(self, channels: int):
         super().__init__()
-        hidden = channels // 8
-        self.channels = channels
-        self.reduce = nn.Conv2d(2 * channels, hidden, 1, bias=False)
-        self.expand = nn.Conv2d(hidden, channels, 1, bias=False)
+        self.add_global_mlp(channels)
         # the local half of the published ``fuse``; its bias would be removed by the norm
         self.fuse = nn.Conv2d(channels, channels, 1, bias=False)
         self.scale_weight = nn.Parameter(torch.zeros(channels, channels))

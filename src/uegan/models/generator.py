@@ -30,7 +30,7 @@ class GeneratorConfig:
     """Architecture of the generator.
 
     conv_dim: channels of the first stage (C); the bottleneck has 16 C.
-    se_after_ga5: the seed's change: squeeze-and-excitation on the output of ``ga5``.
+    se_after_ga5: the published study's change: squeeze-and-excitation on the output of ``ga5``.
 
     The fields below are the study's additions (uegan.variants); their defaults are the
     published model:
@@ -38,7 +38,7 @@ class GeneratorConfig:
         "modulated" (the global vector scales and shifts the normalised features:
         uegan.models.attention).
     se_before_ga5: squeeze-and-excitation on the encoder output ``enc5``, before ``ga5``.
-    ga5_scale: a constant factor on ``ga5``'s output (0.5 is what the seed's SE block computes).
+    ga5_scale: a constant factor on ``ga5``'s output (0.5 is what the published study's SE block computes).
     curve_knots: 0 (published) or the knots of a global tone curve per RGB channel, predicted
         from the input's statistics (uegan.models.curve) and applied to the input before the
         U-Net's residual is added: ``out = clamp(curve(x) + dec5(...), -1, 1)``.

@@ -93,6 +93,13 @@ class GlobalAttentionBase(nn.Module):
     # True when ``modulate`` ignores the global vector (the published GAM: its branch is inert)
     global_branch_inert: bool = False
 
+    def add_global_mlp(self, channels: int) -> None:
+        """The global branch's bottleneck, as the paper has it: the channel [mean, std] (2c)
+        through 1x1 convolutions to c/8 and back to c (``reduce``, ``expand``)."""
+        self.channels = channels
+        self.reduce = nn.Conv2d(2 * channels, channels // 8, 1, bias=False)
+        self.expand = nn.Conv2d(channels // 8, channels, 1, bias=False)
+
     def local_term(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -146,10 +153,7 @@ class GlobalAttention(GlobalAttentionBase):
 
     def __init__(self, channels: int):
         super().__init__()
-        hidden = channels // 8
-        self.channels = channels
-        self.reduce = nn.Conv2d(2 * channels, hidden, 1, bias=False)
-        self.expand = nn.Conv2d(hidden, channels, 1, bias=False)
+        self.add_global_mlp(channels)
         self.fuse = nn.Conv2d(2 * channels, channels, 1)
 
     def local_term(self, x: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,7 @@ def generator_key_table(se_after_ga5: bool) -> dict[str, str]:
         table[f"ga{k}.conv.2.weight"] = f"ga{k}.expand.weight"
         table[f"ga{k}.fuse.0.weight"] = f"ga{k}.fuse.weight"
         table[f"ga{k}.fuse.0.bias"] = f"ga{k}.fuse.bias"
-    if se_after_ga5:  # the seed's block, in the usual ``fc = Sequential(Linear, ReLU, Linear)``
+    if se_after_ga5:  # the published study's block, in the usual ``fc = Sequential(Linear, ReLU, Linear)``
         table["se.fc.0.weight"] = "se.fc1.weight"
         table["se.fc.2.weight"] = "se.fc2.weight"
     return table
@@ -76,13 +76,20 @@ def _rename(state: Mapping[str, torch.Tensor], table: Mapping[str, str], what: s
     return {table[key]: value for key, value in state.items()}
 
 
+def _first_convolution(state: Mapping[str, torch.Tensor], key: str, what: str, source: str
+                       ) -> torch.Tensor:
+    """The weight of the network's first convolution, whose shape gives ``conv_dim``."""
+    first = state.get(key)
+    if first is None or first.ndim != 4:
+        raise UserError(f"{source}: not a UEGAN {what} (no {key!r} convolution)")
+    return first
+
+
 def generator_from_published(state: Mapping[str, torch.Tensor], source: str = "checkpoint"
                              ) -> tuple[GeneratorConfig, StateDict]:
     """Map a published generator state dict to (config, state dict of :class:`Generator`)."""
     state = strip_parallel_prefix(state)
-    first = state.get("enc1.main.1.weight")
-    if first is None or first.ndim != 4:
-        raise UserError(f"{source}: not a UEGAN generator (no 'enc1.main.1.weight' convolution)")
+    first = _first_convolution(state, "enc1.main.1.weight", "generator", source)
     config = GeneratorConfig(conv_dim=int(first.shape[0]),
                              se_after_ga5=any(key.startswith("se.") for key in state))
     return config, _rename(state, generator_key_table(config.se_after_ga5), "generator", source)
@@ -98,9 +105,7 @@ def discriminator_from_published(state: Mapping[str, torch.Tensor], source: str 
                                  ) -> tuple[DiscriminatorConfig, StateDict]:
     """Map a published discriminator state dict to (config, state dict of :class:`Discriminator`)."""
     state = strip_parallel_prefix(state)
-    first = state.get("d1.0.1.weight_orig")
-    if first is None or first.ndim != 4:
-        raise UserError(f"{source}: not a UEGAN discriminator (no 'd1.0.1.weight_orig')")
+    first = _first_convolution(state, "d1.0.1.weight_orig", "discriminator", source)
     config = DiscriminatorConfig(conv_dim=int(first.shape[0]))
     return config, _rename(state, discriminator_key_table(), "discriminator", source)
 

@@ -21,13 +21,13 @@ from uegan.evaluation import score_pair
 from uegan.inference import Enhancer
 from uegan.io.files import atomic_path, atomic_write_text
 from uegan.io.images import load_rgb8
-from uegan.metrics import true_mean
+from uegan.metrics import FULL_REFERENCE, true_mean
 from uegan.models.generator import Generator
 from uegan.training.data import ValidationPair
 from uegan.training.run_folder import RunFolder
 from uegan.training.run_log import RunLogger
 
-SCORES = ("psnr", "ssim", "ciede2000")
+SCORES = FULL_REFERENCE
 
 
 @dataclass(frozen=True)
