@@ -28,8 +28,9 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from uegan import metrics
+from uegan import metrics, nima
 from uegan.errors import UserError
 from uegan.io.files import atomic_path, folder_write_problem
 from uegan.io.images import find_images, images_by_stem, list_images, load_rgb8
@@ -209,8 +210,6 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _want_nima(config: EvaluationConfig) -> bool:
-    from uegan import nima
-
     if config.nima == "off":
         return False
     if config.nima == "on" or config.label_dir is None:
@@ -234,8 +233,6 @@ def evaluate(config: EvaluationConfig) -> EvaluationResult:
     scorer = None
     weights_path = None
     if _want_nima(config):
-        from uegan import nima
-
         weights_path = nima.resolve_nima_weights(config.nima_weights)
         scorer = nima.NimaScorer(nima.load_nima(weights_path, device=device))
 
@@ -304,8 +301,6 @@ def _evaluate_one(stem: str, pred_path: Path, label_path: Path | None, protocol:
 def _progress(items: list, enabled: bool) -> Iterable:
     if not enabled:
         return items
-    from tqdm import tqdm
-
     return tqdm(items, desc="evaluating", unit="image", leave=False)
 
 

@@ -35,9 +35,13 @@ import numpy as np
 
 from uegan.cli import EXIT_FAILED, EXIT_OK, interruption_exit_code, interruption_name
 from uegan.cli.preflight import check_out_folder, check_threads, select_device
-from uegan.io.files import remove_stale_temporaries
 from uegan.errors import UserError
+from uegan.inference import DEFAULT_MAX_SIDE, DEFAULT_TILE, Enhancer, InferenceAcceleration
+from uegan.io import photo as photo_io  # read and write through the module: tests patch it
+from uegan.io.files import atomic_path, remove_stale_temporaries
 from uegan.io.listing import is_image_path, list_images
+from uegan.io.photo import (DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS, PhotoError,
+                            normalise_format, to_8bit, to_16bit)
 from uegan.runtime import DEVICE_CHOICES, PRECISIONS, configure_threads
 
 log = logging.getLogger(__name__)
@@ -53,8 +57,6 @@ class Job:
 
 
 def register(subparsers) -> None:
-    from uegan.inference import DEFAULT_MAX_SIDE, DEFAULT_TILE
-    from uegan.io.photo import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS
 
     parser = subparsers.add_parser(
         "enhance", help="enhance photos with a trained generator",
@@ -186,7 +188,6 @@ def expand_inputs(specs: list[str], exclude: Path | None = None
 def plan_outputs(jobs: list[Job], out: Path, format: str | None
                  ) -> tuple[list[Job], list[tuple[str, str]]]:
     """Give each job its output path; refuse collisions and outputs that would replace an input."""
-    from uegan.io.photo import OUTPUT_FORMATS
 
     failures: list[tuple[str, str]] = []
     planned: dict[Path, Job] = {}
@@ -215,7 +216,6 @@ def plan_outputs(jobs: list[Job], out: Path, format: str | None
 
 
 def _reason(error: BaseException, job: Job) -> str:
-    from uegan.io.photo import PhotoError
 
     if isinstance(error, PhotoError):
         return str(error)
@@ -231,7 +231,6 @@ def _reason(error: BaseException, job: Job) -> str:
 
 
 def _output_format(job: Job, format: str | None) -> str:
-    from uegan.io.photo import normalise_format
 
     if format is not None:
         return format
@@ -240,7 +239,6 @@ def _output_format(job: Job, format: str | None) -> str:
 
 
 def _load_enhancer(args: argparse.Namespace, device: str, acceleration):
-    from uegan.inference import Enhancer
 
     try:
         return Enhancer.load(args.checkpoint, device, max_side=args.max_side,
@@ -251,7 +249,6 @@ def _load_enhancer(args: argparse.Namespace, device: str, acceleration):
 
 
 def run(args: argparse.Namespace) -> int:
-    from uegan.io.photo import OUTPUT_FORMATS, normalise_format
 
     # every usage error is found here, before the generator is loaded or any image is read
     format = normalise_format(args.format) if args.format else None
@@ -269,8 +266,6 @@ def run(args: argparse.Namespace) -> int:
 
     acceleration = None
     if args.fast or args.precision != "fp32":
-        from uegan.inference import InferenceAcceleration
-
         # dynamic=None: one shape-generic graph after the second image size
         acceleration = (InferenceAcceleration.fast(precision=args.precision, dynamic=None)
                         if args.fast else InferenceAcceleration(precision=args.precision))
@@ -310,8 +305,6 @@ def _enhance_all(jobs: list[Job], enhancer, args: argparse.Namespace, format: st
     """Enhance each job, counting it in ``counts`` as done, skipped (its output exists) or failed
     (one line printed). An interruption leaves no output and no temporary file for the job in
     progress (atomic_path removes it) and propagates."""
-    from uegan.io.files import atomic_path
-    from uegan.io.photo import OUTPUT_FORMATS, read_photo, to_8bit, to_16bit, write_photo
 
     for job in jobs:
         if job.output.is_dir():
@@ -325,14 +318,14 @@ def _enhance_all(jobs: list[Job], enhancer, args: argparse.Namespace, format: st
             continue
         try:
             output_format = _output_format(job, format)
-            photo = read_photo(job.source, max_pixels=args.max_pixels)
+            photo = photo_io.read_photo(job.source, max_pixels=args.max_pixels)
             bits = 16 if args.bit_depth == 16 and OUTPUT_FORMATS[output_format][2] else 8
             rgb = enhancer.enhance_array(photo.rgb, np.uint16 if bits == 16 else np.uint8)
             alpha = photo.alpha
             if alpha is not None:
                 alpha = to_16bit(alpha) if bits == 16 else to_8bit(alpha)
             with atomic_path(job.output, overwrite=args.overwrite) as temporary:
-                write_photo(temporary, rgb, format=output_format, alpha=alpha, exif=photo.exif,
+                photo_io.write_photo(temporary, rgb, format=output_format, alpha=alpha, exif=photo.exif,
                             quality=args.quality, bit_depth=bits)
             counts["done"] += 1
             log.debug("wrote %s", job.output)

@@ -6,14 +6,14 @@ import argparse
 import logging
 from pathlib import Path
 
+from uegan.checkpoints import load_generator, save_generator
 from uegan.errors import UserError
+from uegan.export import DEFAULT_OPSET, export_onnx
 
 log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
-    from uegan.export import DEFAULT_OPSET
-
     parser = subparsers.add_parser(
         "export", help="export a generator to ONNX or safetensors",
         description="Export the generator of a checkpoint (published .pth, training checkpoint "
@@ -31,9 +31,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uegan.checkpoints import load_generator, save_generator
-    from uegan.export import export_onnx
-
     if args.onnx is None and args.safetensors is None:
         raise UserError("nothing to do: pass --onnx FILE and/or --safetensors FILE")
     for target in (args.onnx, args.safetensors):
