@@ -3,6 +3,8 @@ checked against scikit-image and the PSNR formula (the references the evaluation
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from skimage.color import deltaE_ciede2000, rgb2lab
@@ -25,3 +27,19 @@ def test_score_pair_matches_the_references():
         deltaE_ciede2000(rgb2lab(pred), rgb2lab(label))[4:-4, 4:-4].mean(), abs=1e-9)
     same = score_pair(label, label)
     assert same["psnr"] == float("inf") and same["ssim"] == pytest.approx(1.0) and same["ciede2000"] == 0
+
+
+def test_read_only_images_are_scored_without_a_warning():
+    """Pillow decodes into read-only arrays; torch warns about those (``uegan demo`` showed the
+    warning to users): score_pair takes them quietly and leaves them as they are."""
+    rng = np.random.default_rng(1)
+    label = rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    pred = label.copy()
+    pred[::2] = 255 - pred[::2]
+    for array in (pred, label):
+        array.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = score_pair(pred, label)
+    assert scores == score_pair(pred.copy(), label.copy())
+    assert not pred.flags.writeable

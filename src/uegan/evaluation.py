@@ -269,8 +269,9 @@ def score_pair(pred: np.ndarray, label: np.ndarray, protocol: metrics.SsimProtoc
     under the published protocol: the one scoring of ``uegan evaluate`` and of the validation
     during training, so their figures agree. A ValueError for an image too small for the
     border crop or the SSIM window."""
-    a = torch.from_numpy(np.ascontiguousarray(pred)).to(device)
-    b = torch.from_numpy(np.ascontiguousarray(label)).to(device)
+    # torch.from_numpy warns about read-only arrays (images decoded by Pillow): copy those
+    a = torch.from_numpy(np.require(pred, requirements=("C", "W"))).to(device)
+    b = torch.from_numpy(np.require(label, requirements=("C", "W"))).to(device)
     return metrics.full_reference_scores(a, b, protocol)
 
 
