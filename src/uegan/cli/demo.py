@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from uegan.apps.demo_results import COMPARE_WITH, DEFAULT_OUT, DEMO_STEPS, METRICS, RANDOM_VGG_NOTE, DemoSettings
-from uegan.variants import RECOMMENDED_VARIANT
+from uegan.errors import UserError
+from uegan.variants import RECOMMENDED_VARIANT, get_variant
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,8 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from uegan.apps.demo import default_out_dir, format_table, run_demo  # training: only when run
-    from uegan.errors import UserError
-    from uegan.variants import get_variant
 
     if args.steps is not None and args.steps < 1:
         raise UserError(f"--steps must be at least 1 (got {args.steps})")

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from tqdm import tqdm
+
 from uegan.apps.fivek import DEFAULT_VAL_COUNT, MANIFEST_NAME
 from uegan.apps.fivek_prepare import PrepareReport, format_ids, prepare_fivek
 
@@ -55,8 +57,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _progress_bar(quiet: bool):
     if quiet:
         return None, None
-    from tqdm import tqdm
-
     bar = None
 
     def update(done: int, total: int) -> None:

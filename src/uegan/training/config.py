@@ -19,6 +19,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from uegan.errors import UserError
 from uegan.runtime import PRECISIONS, check_precision, check_threads, parse_device
 from uegan.training.run_folder import CONFIG_FILE
@@ -231,8 +233,6 @@ def apply_values(config: TrainConfig, values: dict[str, Any], source: str) -> Tr
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """A YAML preset: a mapping of field names to values."""
-    import yaml
-
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"config file {path} does not exist")
@@ -249,8 +249,6 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def parse_set_options(items: list[str] | None) -> dict[str, Any]:
     """``["key=value", ...]`` -> ``{key: value}``; values are read as YAML scalars."""
-    import yaml
-
     result: dict[str, Any] = {}
     for item in items or []:
         key, sep, raw = item.partition("=")

@@ -12,6 +12,7 @@ batch.
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,8 +220,6 @@ class StepSampler(Sampler):
 
 def ignore_sigint(_worker_id: int) -> None:
     """Loader processes leave Ctrl-C to the trainer, which saves a checkpoint first."""
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

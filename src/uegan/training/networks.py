@@ -22,6 +22,7 @@ from uegan.training.step import (ImagePool, LossWeights, MixedPrecision, NoFidel
                                  OptimizerSettings, StepOptions, apply_step_options,
                                  make_optimizers, mixed_precision)
 from uegan.variants import Variant
+from uegan.weights import build_vgg19
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ def step_options(config: TrainConfig) -> StepOptions:
 def shared_vgg19(weights: str | None, dist: DistContext) -> VGG19Features:
     """VGG19 for the fidelity loss, built on rank 0 first (it may download the weights into the
     shared cache), then on the others from that cache; rank 0's error reaches every rank."""
-    from uegan.weights import build_vgg19  # only runs with a fidelity loss need it
-
     built: list[VGG19Features] = []
     dist.on_main(lambda: built.append(build_vgg19(weights)))
     return built[0] if built else build_vgg19(weights, download=False)

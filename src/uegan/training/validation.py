@@ -22,6 +22,7 @@ from uegan.inference import Enhancer
 from uegan.io.files import atomic_path, atomic_write_text
 from uegan.io.images import load_rgb8
 from uegan.metrics import FULL_REFERENCE, true_mean
+from uegan.nima import NimaScorer, load_nima
 from uegan.models.generator import Generator
 from uegan.training.data import ValidationPair
 from uegan.training.run_folder import RunFolder
@@ -42,8 +43,6 @@ class ValidationSet:
 def _nima_scorer(weights: str | None, device: torch.device) -> Any:
     if not weights:
         return None
-    from uegan.nima import NimaScorer, load_nima  # only runs that measure NIMA need it
-
     return NimaScorer(load_nima(weights, device))
 
 
