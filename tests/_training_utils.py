@@ -133,3 +133,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def save_fails_after_the_first(error: BaseException):
+    """A stand-in for ``torch.save`` on a disk that fills up: the first save is written, every
+    later one leaves a partial file behind and raises ``error``."""
+    real_save = torch.save
+    saves = []
+
+    def save(obj, path, *args, **kwargs):
+        saves.append(path)
+        if len(saves) == 1:
+            return real_save(obj, path, *args, **kwargs)
+        with open(path, "wb") as handle:
+            handle.write(b"partial")
+        raise error
+
+    return save

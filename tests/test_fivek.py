@@ -14,7 +14,6 @@ import json
 import os
 import re
 import resource
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +28,7 @@ from uegan.apps import fivek, fivek_prepare
 from uegan.cli import main
 from uegan.errors import UserError
 from uegan.io.exif import apply_orientation
+from _icc import gamma_curve, matrix_shaper_profile
 
 # Lindbloom: linear ProPhoto RGB -> XYZ (D50), Bradford D50 -> D65, XYZ (D65) -> linear sRGB
 PROPHOTO_TO_XYZ = np.array([[0.7976749, 0.1351917, 0.0313534],
@@ -54,35 +54,8 @@ def prophoto_icc(description: str = "ProPhoto RGB (uegan test)", colorants=PROPH
                  gamma: float | None = 1.8) -> bytes:
     """A version 2 matrix/shaper ICC profile of ProPhoto RGB: D50 colorants, gamma 1.8 curves
     (other colorants and gamma when given; ``gamma=None`` leaves the curves out)."""
-    def s15(v: float) -> bytes:
-        return struct.pack(">i", int(round(v * 65536)))
-
-    def xyz_tag(xyz) -> bytes:
-        return b"XYZ \0\0\0\0" + b"".join(s15(v) for v in xyz)
-
-    text = description.encode("ascii") + b"\0"
-    desc = (b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text
-            + struct.pack(">II", 0, 0) + struct.pack(">HB", 0, 0) + b"\0" * 67)
-    tags = [(b"desc", desc), (b"wtpt", xyz_tag(colorants.sum(axis=1))),
-            (b"rXYZ", xyz_tag(colorants[:, 0])), (b"gXYZ", xyz_tag(colorants[:, 1])),
-            (b"bXYZ", xyz_tag(colorants[:, 2])), (b"cprt", b"text\0\0\0\0no copyright\0")]
-    if gamma is not None:
-        curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, int(round(gamma * 256))) + b"\0\0"
-        tags += [(b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
-    offset = 128 + 4 + 12 * len(tags)
-    table, data = b"", b""
-    for signature, body in tags:
-        while (offset + len(data)) % 4:
-            data += b"\0"
-        table += signature + struct.pack(">II", offset + len(data), len(body))
-        data += body
-    body = struct.pack(">I", len(tags)) + table + data
-    size = 128 + len(body)
-    header = (struct.pack(">I", size) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
-              + b"\0" * 12 + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
-              + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48)
-    assert len(header) == 128
-    return header + body
+    return matrix_shaper_profile(description, colorants, None if gamma is None else gamma_curve(gamma),
+                                 white=colorants.sum(axis=1))
 
 
 def srgb_linear_icc() -> bytes:

@@ -28,6 +28,7 @@ from uegan.io.images import load_rgb8
 from uegan.io.photo import read_photo
 from uegan.io.quantize import quantize, to_8bit
 from uegan.training.data import scan_images
+from _icc import matrix_shaper_profile
 
 MEMORY_LIMIT = 2 * 1024 ** 3  # the child's address space: an unbounded decode cannot fit
 
@@ -93,28 +94,7 @@ def run_limited(script: str, *paths: Path) -> subprocess.CompletedProcess:
 
 def icc_profile(description: str, colorants: np.ndarray, curve: bytes) -> bytes:
     """A version 2 RGB matrix/TRC ICC profile: D50 colorants (columns r, g, b), one curve."""
-    def s15(value: float) -> bytes:
-        return struct.pack(">i", round(value * 65536))
-
-    def xyz(values) -> bytes:
-        return b"XYZ \0\0\0\0" + b"".join(s15(v) for v in values)
-
-    text = description.encode("ascii") + b"\0"
-    desc = b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * 78
-    tags = [(b"desc", desc), (b"wtpt", xyz([0.9642, 1.0, 0.8249])),
-            (b"rXYZ", xyz(colorants[:, 0])), (b"gXYZ", xyz(colorants[:, 1])),
-            (b"bXYZ", xyz(colorants[:, 2])), (b"rTRC", curve), (b"gTRC", curve),
-            (b"bTRC", curve), (b"cprt", b"text\0\0\0\0none\0")]
-    offset = 128 + 4 + 12 * len(tags)
-    table, data = b"", b""
-    for signature, body in tags:
-        body += b"\0" * (-len(body) % 4)
-        table += signature + struct.pack(">II", offset + len(data), len(body))
-        data += body
-    header = (struct.pack(">I", offset + len(data)) + b"test" + struct.pack(">I", 0x02100000)
-              + b"mntrRGB XYZ " + b"\0" * 12 + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
-              + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48)
-    return header + struct.pack(">I", len(tags)) + table + data
+    return matrix_shaper_profile(description, colorants, curve)
 
 
 # sRGB colorants adapted to D50 (Lindbloom), and sRGB's curve written as an ICC 'para' type 3

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from uegan.io.photo import PhotoError, read_photo, write_photo
+from _icc import gamma_curve, matrix_shaper_profile
 
 # --- an ICC profile written out: Adobe RGB (1998) primaries (D50-adapted), gamma 563/256 -------
 
@@ -27,34 +28,9 @@ SRGB_D50 = np.array([[0.4360747, 0.3850649, 0.1430804],
                      [0.0139322, 0.0971045, 0.7141733]])
 
 
-def _s15(value: float) -> bytes:
-    return struct.pack(">i", round(value * 65536))
-
-
 def adobe_like_profile() -> bytes:
-    def xyz(values):
-        return b"XYZ \x00\x00\x00\x00" + b"".join(_s15(v) for v in values)
-
-    curve = b"curv\x00\x00\x00\x00" + struct.pack(">IH", 1, 563) + b"\x00\x00"
-    text = b"Test Wide RGB\x00"
-    desc = (b"desc\x00\x00\x00\x00" + struct.pack(">I", len(text)) + text
-            + b"\x00" * 8 + b"\x00\x00\x00" + b"\x00" * 67)
-    tags = [(b"desc", desc), (b"wtpt", xyz([0.9642, 1.0, 0.8249])),
-            (b"rXYZ", xyz(ADOBE_D50[:, 0])), (b"gXYZ", xyz(ADOBE_D50[:, 1])),
-            (b"bXYZ", xyz(ADOBE_D50[:, 2])), (b"rTRC", curve), (b"gTRC", curve),
-            (b"bTRC", curve), (b"cprt", b"text\x00\x00\x00\x00none\x00")]
-    offset = 128 + 4 + 12 * len(tags)
-    table, data = b"", b""
-    for signature, body in tags:
-        body += b"\x00" * (-len(body) % 4)
-        table += signature + struct.pack(">II", offset + len(data), len(body))
-        data += body
-    size = offset + len(data)
-    header = (struct.pack(">I", size) + b"lcms" + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
-              + b"\x00" * 12 + b"acsp" + b"\x00" * 24 + struct.pack(">I", 0)
-              + _s15(0.9642) + _s15(1.0) + _s15(0.8249) + b"\x00" * 48)
-    assert len(header) == 128
-    return header + struct.pack(">I", len(tags)) + table + data
+    """A wide-gamut profile (Adobe RGB's colorants, gamma 563/256) under a name of its own."""
+    return matrix_shaper_profile("Test Wide RGB", ADOBE_D50, gamma_curve(563 / 256))
 
 
 def adobe_to_srgb(values: np.ndarray) -> np.ndarray:

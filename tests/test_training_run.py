@@ -14,7 +14,8 @@ import skimage.color as skc
 import skimage.metrics as skm
 import torch
 from _training_utils import one_thread  # noqa: F401  (a fixture)
-from _training_utils import TinyFeatures, make_images, make_pairs, tiny_config
+from _training_utils import (TinyFeatures, make_images, make_pairs, save_fails_after_the_first,
+                             tiny_config)
 from conftest import load_golden
 from PIL import Image
 
@@ -208,17 +209,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, monkeypat
 
 def test_full_disk_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
     real_save = torch.save
-    saves = []
-
-    def disk_fills_up(obj, path, *args, **kwargs):
-        saves.append(path)
-        if len(saves) == 1:
-            return real_save(obj, path, *args, **kwargs)
-        with open(path, "wb") as handle:  # a partial file, then the disk is full
-            handle.write(b"partial")
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(torch, "save", disk_fills_up)
+    monkeypatch.setattr(torch, "save",
+                        save_fails_after_the_first(OSError(errno.ENOSPC, "No space left on device")))
     config = tiny_config(tmp_path, steps=6, save_every=2)
     trainer = Trainer(config, vgg=TinyFeatures())
     with pytest.raises(CheckpointWriteError, match="No space left on device.*intact"):

@@ -18,7 +18,8 @@ from dataclasses import replace
 import pytest
 import torch
 from _training_utils import one_thread  # noqa: F401  (a fixture)
-from _training_utils import TinyFeatures, make_pairs, tensors_equal, tiny_config
+from _training_utils import (TinyFeatures, make_pairs, save_fails_after_the_first, tensors_equal,
+                             tiny_config)
 
 from uegan import runtime
 from uegan.cli import main
@@ -84,18 +85,10 @@ def test_resume_with_only_damaged_checkpoints_names_them_and_writes_nothing(tmp_
 
 def test_full_disk_reported_by_torch_names_the_file_and_the_cause(tmp_path, monkeypatch):
     real_save = torch.save
-    saves = []
-
-    def disk_fills_up(obj, path, *args, **kwargs):
-        saves.append(path)
-        if len(saves) == 1:
-            return real_save(obj, path, *args, **kwargs)
-        with open(path, "wb") as handle:  # a partial file, then torch's zip writer fails
-            handle.write(b"partial")
-        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 4096 "
-                           "vs 4032\nException raised from write_record")
-
-    monkeypatch.setattr(torch, "save", disk_fills_up)
+    # what torch's zip writer raises when the disk fills up: a RuntimeError, not an OSError
+    monkeypatch.setattr(torch, "save", save_fails_after_the_first(RuntimeError(
+        "[enforce fail at inline_container.cc:626] . unexpected pos 4096 vs 4032\n"
+        "Exception raised from write_record")))
     config = tiny_config(tmp_path, steps=4, save_every=2)
     with pytest.raises(CheckpointWriteError) as caught:
         Trainer(config, vgg=TinyFeatures()).fit()
