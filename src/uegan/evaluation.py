@@ -222,7 +222,12 @@ def _want_nima(config: EvaluationConfig) -> bool:
 
 
 def evaluate(config: EvaluationConfig) -> EvaluationResult:
-    """Measure every output image of ``config.pred_dir``; see the module docstring."""
+    """Measure every output image of ``config.pred_dir``; see the module docstring.
+
+        from uegan import EvaluationConfig, evaluate
+        result = evaluate(EvaluationConfig(pred_dir="enhanced/", label_dir="expert_c/"))
+        print(result.summary()["psnr"])
+    """
     if config.ssim_protocol not in metrics.SSIM_PROTOCOLS:
         raise UserError(f"unknown SSIM protocol {config.ssim_protocol!r}; "
                         f"choose one of {', '.join(metrics.SSIM_PROTOCOLS)}")

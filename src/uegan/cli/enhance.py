@@ -31,17 +31,14 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from uegan.cli import EXIT_FAILED, EXIT_OK, interruption_exit_code, interruption_name
 from uegan.cli.preflight import check_out_folder, check_threads, select_device
 from uegan.errors import UserError
 from uegan.inference import DEFAULT_MAX_SIDE, DEFAULT_TILE, Enhancer, InferenceAcceleration
-from uegan.io import photo as photo_io  # read and write through the module: tests patch it
-from uegan.io.files import atomic_path, remove_stale_temporaries
+from uegan.io.files import remove_stale_temporaries
 from uegan.io.listing import is_image_path, list_images
 from uegan.io.photo import (DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS, PhotoError,
-                            normalise_format, to_8bit, to_16bit)
+                            normalise_format)
 from uegan.runtime import DEVICE_CHOICES, PRECISIONS, configure_threads
 
 log = logging.getLogger(__name__)
@@ -317,16 +314,9 @@ def _enhance_all(jobs: list[Job], enhancer, args: argparse.Namespace, format: st
             log.debug("%s exists, skipped", job.output)
             continue
         try:
-            output_format = _output_format(job, format)
-            photo = photo_io.read_photo(job.source, max_pixels=args.max_pixels)
-            bits = 16 if args.bit_depth == 16 and OUTPUT_FORMATS[output_format][2] else 8
-            rgb = enhancer.enhance_array(photo.rgb, np.uint16 if bits == 16 else np.uint8)
-            alpha = photo.alpha
-            if alpha is not None:
-                alpha = to_16bit(alpha) if bits == 16 else to_8bit(alpha)
-            with atomic_path(job.output, overwrite=args.overwrite) as temporary:
-                photo_io.write_photo(temporary, rgb, format=output_format, alpha=alpha, exif=photo.exif,
-                            quality=args.quality, bit_depth=bits)
+            enhancer.enhance_file(job.source, job.output, format=_output_format(job, format),
+                                  bit_depth=args.bit_depth, quality=args.quality,
+                                  overwrite=args.overwrite, max_pixels=args.max_pixels)
             counts["done"] += 1
             log.debug("wrote %s", job.output)
         except Exception as error:  # one bad file never stops the batch

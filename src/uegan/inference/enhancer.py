@@ -34,6 +34,11 @@ from uegan.inference.acceleration import InferenceAcceleration, prepare_generato
 from uegan.inference.padding import pad_reflect, padded_size
 from uegan.inference.transfer import (DEFAULT_GUIDE_EPS, DEFAULT_GUIDE_RADIUS, LocalAffineTransfer,
                                       fit_local_affine)
+from uegan.io import photo as photo_io  # read and write through the module: tests patch it
+from uegan.io.files import atomic_path
+from uegan.io.photo import (DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS, normalise_format,
+                            srgb_profile_bytes, to_8bit, to_16bit)
+from uegan.io.reader import photo_from_image
 from uegan.models import tiling
 from uegan.models.generator import DIVISOR, Generator
 from uegan.models.tiling import DEFAULT_TILE
@@ -76,11 +81,22 @@ class Enhancer:
     ``.pth``, a training checkpoint of this project, a safetensors export). Calling the enhancer
     on an image returns the same kind of image:
 
-    - a PIL image -> a PIL image (RGB; alpha kept untouched when the input has one);
+    - a PIL image -> a PIL image, read as ``uegan enhance`` reads a file: its EXIF orientation
+      applied (the result is upright) and its ICC profile converted to sRGB; the result is RGB
+      (alpha kept untouched when the input has one) and carries the sRGB profile and the EXIF
+      block (orientation 1) in ``result.info``; pass them on when saving
+      (``result.save(path, icc_profile=result.info["icc_profile"], exif=result.info.get("exif",
+      b""))``), or let :meth:`enhance_file` do it all;
     - a numpy array H x W x 3 (or x 4 with alpha, or H x W gray), ``uint8``, ``uint16`` or float
       in [0, 1] -> the same dtype, H x W x 3 (x 4 with alpha);
     - a torch tensor 3 x H x W or N x 3 x H x W, float in [0, 1] or ``uint8`` -> the same shape,
       dtype and device.
+
+    Three lines from a checkpoint to an enhanced file::
+
+        from uegan import Enhancer
+        enhancer = Enhancer.load("generator.safetensors")
+        enhancer.enhance_file("photo.jpg", "photo-enhanced.jpg")
 
     ``max_side``: long side of the working size (``None``: always full resolution);
     ``full_res``: run the generator on the whole image whatever its size (tiled above
@@ -214,15 +230,41 @@ class Enhancer:
         raise TypeError(f"cannot enhance {type(image)}: pass a PIL image, a numpy "
                         f"array or a torch tensor")
 
-    def _enhance_pil(self, image):
-        has_alpha = image.mode in ("RGBA", "LA", "PA") or (
-            image.mode == "P" and "transparency" in image.info)
-        alpha = image.convert("RGBA").getchannel("A") if has_alpha else None
-        rgb = np.asarray(image.convert("RGB"))
-        result = Image.fromarray(self.enhance_array(rgb, np.uint8), "RGB")
-        if alpha is not None:
-            result.putalpha(alpha)
+    def _enhance_pil(self, image: Image.Image) -> Image.Image:
+        photo = photo_from_image(image)
+        result = Image.fromarray(self.enhance_array(photo.rgb, np.uint8), "RGB")
+        if photo.alpha is not None:
+            result.putalpha(Image.fromarray(photo.alpha, "L"))
+        result.info["icc_profile"] = srgb_profile_bytes()
+        if photo.exif:
+            result.info["exif"] = photo.exif
         return result
+
+    # -- files -----------------------------------------------------------------------------------
+
+    def enhance_file(self, source: str | Path, out: str | Path, *, format: str | None = None,
+                     bit_depth: int = 8, quality: int = DEFAULT_QUALITY, overwrite: bool = False,
+                     max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Path:
+        """Enhance the photo file ``source`` into ``out``, as ``uegan enhance`` does for each file.
+
+        Read through the project's reader (EXIF orientation, ICC profile to sRGB, 16-bit, alpha,
+        ``max_pixels``), enhanced, written in ``format`` (default: from ``out``'s suffix) tagged
+        sRGB with the EXIF block kept (orientation 1); ``bit_depth`` 16 where the format holds it
+        (PNG, TIFF). Written atomically; an existing ``out`` is replaced only with ``overwrite``.
+        A :class:`~uegan.errors.UserError` names the file on any problem. Returns ``out``.
+        """
+        out = Path(out)
+        format = normalise_format(format or out.suffix)
+        photo = photo_io.read_photo(source, max_pixels=max_pixels)
+        bits = 16 if bit_depth == 16 and OUTPUT_FORMATS[format][2] else 8
+        rgb = self.enhance_array(photo.rgb, np.uint16 if bits == 16 else np.uint8)
+        alpha = photo.alpha
+        if alpha is not None:
+            alpha = to_16bit(alpha) if bits == 16 else to_8bit(alpha)
+        with atomic_path(out, overwrite=overwrite) as temporary:
+            photo_io.write_photo(temporary, rgb, format=format, alpha=alpha, exif=photo.exif,
+                                 quality=quality, bit_depth=bits)
+        return out
 
     def _enhance_numpy(self, array: np.ndarray) -> np.ndarray:
         if array.dtype not in (np.uint8, np.uint16, np.float32, np.float64):

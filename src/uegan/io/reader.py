@@ -325,6 +325,13 @@ def read_photo(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS, *,
         raise PhotoError(f"{path}: truncated or corrupt image ({message})") from error
     finally:
         image.close()
+    return _photo(pixels, colour, turn, 16 if sixteen else 8, PIL_FORMATS[pil_format], exif,
+                  converted, status, icc)
+
+
+def _photo(pixels: _Pixels, colour: np.ndarray, turn: int, bit_depth: int, format: str,
+           exif: bytes | None, converted: str | None, status: str, icc: bytes | None) -> Photo:
+    """The :class:`Photo` of decoded, colour-managed samples: three channels, oriented."""
     grayscale = colour.shape[-1] == 1 and not pixels.cmyk
     if colour.shape[-1] == 1:
         colour = np.repeat(colour, 3, axis=-1)
@@ -332,9 +339,21 @@ def read_photo(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS, *,
     alpha = pixels.alpha
     if alpha is not None:
         alpha = np.ascontiguousarray(apply_orientation(alpha, turn)).astype(colour.dtype)
-    return Photo(rgb=colour, alpha=alpha, bit_depth=16 if sixteen else 8,
-                 format=PIL_FORMATS[pil_format], exif=exif, grayscale=grayscale,
-                 converted_from=converted, profile=status, icc=icc)
+    return Photo(rgb=colour, alpha=alpha, bit_depth=bit_depth, format=format, exif=exif,
+                 grayscale=grayscale, converted_from=converted, profile=status, icc=icc)
+
+
+def photo_from_image(image: Image.Image, name: str = "image") -> Photo:
+    """A Pillow image already in memory, read as :func:`read_photo` reads a file: EXIF
+    orientation applied, ICC profile converted to sRGB, grayscale and CMYK to RGB, alpha split
+    off. Pillow holds 8-bit colour only, so the photo is 8-bit; ``name`` is used in messages."""
+    path = Path(name)
+    icc = image.info.get("icc_profile") or None
+    pixels = _pil8(image, path)
+    colour, status, converted = _to_srgb(pixels, icc, path)
+    return _photo(pixels, colour, orientation(image), 8,
+                  PIL_FORMATS.get(image.format or "PNG", "png"), exif_to_keep(image), converted,
+                  status, icc)
 
 
 def load_rgb8(path: str | Path, budget: ReadBudget | None = None) -> np.ndarray:

@@ -76,6 +76,10 @@ class TrainResult:
 class Trainer:
     """Trains one UEGAN variant from a :class:`TrainConfig`; :meth:`fit` runs the training.
 
+        from uegan import TrainConfig, Trainer
+        config = TrainConfig(low="lq/", high="hq/", out="runs/a", vgg_weights="vgg19.pth")
+        result = Trainer(config).fit()   # result.generator: the exported generator file
+
     ``vgg``: a ready VGG19 feature extractor for the fidelity loss (else one is built from
     ``config.vgg_weights``). Under torchrun the constructor joins the process group.
     """
