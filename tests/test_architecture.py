@@ -20,7 +20,7 @@ PACKAGE = SRC / "uegan"
 # room (a top-level module or sub-package of uegan) -> layer; lower layers never import higher ones
 LAYERS: dict[str, int] = {
     "errors": 0,
-    "runtime": 1, "io": 1, "metrics": 1,
+    "runtime": 1, "io": 1, "metrics": 1, "progress": 1,
     "models": 2, "nima": 2,
     "losses": 3, "weights": 3, "variants": 3,
     "checkpoints": 4,

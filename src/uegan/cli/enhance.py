@@ -39,6 +39,7 @@ from uegan.io.files import remove_stale_temporaries
 from uegan.io.listing import is_image_path, list_images
 from uegan.io.photo import (DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS, PhotoError,
                             normalise_format)
+from uegan.progress import Progress
 from uegan.runtime import DEVICE_CHOICES, PRECISIONS, configure_threads
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,9 @@ def register(subparsers) -> None:
                         help=f"{DEVICE_CHOICES} (default auto: the GPU of this torchrun "
                              f"process if there is one, then MPS, then the CPU)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (at least 1)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress: by default a bar on a terminal, else a line every "
+                             "10 s with the count, the rate and the ETA")
     parser.add_argument("--fast", action="store_true",
                         help="torch.compile the generator and use exact fp32 rewrites "
                              "(uegan.runtime, uegan.models.fast; the first compile takes 20-60 s on a CPU and is "
@@ -300,27 +304,32 @@ def run(args: argparse.Namespace) -> int:
 def _enhance_all(jobs: list[Job], enhancer, args: argparse.Namespace, format: str | None,
                  counts: Counter[str]) -> None:
     """Enhance each job, counting it in ``counts`` as done, skipped (its output exists) or failed
-    (one line printed). An interruption leaves no output and no temporary file for the job in
-    progress (atomic_path removes it) and propagates."""
+    (one line printed), with progress (:class:`uegan.progress.Progress`). An interruption leaves
+    no output and no temporary file for the job in progress (atomic_path removes it) and
+    propagates."""
+    with Progress(len(jobs), "enhancing", enabled=not args.no_progress) as progress:
+        for job in jobs:
+            counts[_enhance_one(job, enhancer, args, format)] += 1
+            progress.update()
 
-    for job in jobs:
-        if job.output.is_dir():
-            counts["failed"] += 1
-            print(f"{PROG}: {job.source}: its output {job.output} is a folder; move it away or "
-                  f"choose another --out", file=sys.stderr)
-            continue
-        if job.output.exists() and not args.overwrite:
-            counts["skipped"] += 1
-            log.debug("%s exists, skipped", job.output)
-            continue
-        try:
-            enhancer.enhance_file(job.source, job.output, format=_output_format(job, format),
-                                  bit_depth=args.bit_depth, quality=args.quality,
-                                  overwrite=args.overwrite, max_pixels=args.max_pixels)
-            counts["done"] += 1
-            log.debug("wrote %s", job.output)
-        except Exception as error:  # one bad file never stops the batch
-            counts["failed"] += 1
-            print(f"{PROG}: {_reason(error, job)}", file=sys.stderr)
-            if args.debug:
-                traceback.print_exc()
+
+def _enhance_one(job: Job, enhancer, args: argparse.Namespace, format: str | None) -> str:
+    """``"done"``, ``"skipped"`` or ``"failed"`` (one line printed) for one job."""
+    if job.output.is_dir():
+        print(f"{PROG}: {job.source}: its output {job.output} is a folder; move it away or "
+              f"choose another --out", file=sys.stderr)
+        return "failed"
+    if job.output.exists() and not args.overwrite:
+        log.debug("%s exists, skipped", job.output)
+        return "skipped"
+    try:
+        enhancer.enhance_file(job.source, job.output, format=_output_format(job, format),
+                              bit_depth=args.bit_depth, quality=args.quality,
+                              overwrite=args.overwrite, max_pixels=args.max_pixels)
+    except Exception as error:  # one bad file never stops the batch
+        print(f"{PROG}: {_reason(error, job)}", file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
+        return "failed"
+    log.debug("wrote %s", job.output)
+    return "done"
