@@ -231,14 +231,6 @@ def _reason(error: BaseException, job: Job) -> str:
     return f"{job.source}: {error.__class__.__name__}: {error}"
 
 
-def _output_format(job: Job, format: str | None) -> str:
-
-    if format is not None:
-        return format
-    suffix = job.output.suffix
-    return normalise_format(suffix)
-
-
 def _load_enhancer(args: argparse.Namespace, device: str, acceleration):
 
     try:
@@ -323,7 +315,7 @@ def _enhance_one(job: Job, enhancer, args: argparse.Namespace, format: str | Non
         log.debug("%s exists, skipped", job.output)
         return "skipped"
     try:
-        enhancer.enhance_file(job.source, job.output, format=_output_format(job, format),
+        enhancer.enhance_file(job.source, job.output, format=format,  # None: from the suffix
                               bit_depth=args.bit_depth, quality=args.quality,
                               overwrite=args.overwrite, max_pixels=args.max_pixels)
     except Exception as error:  # one bad file never stops the batch
