@@ -100,8 +100,14 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, capsys):
             "--set", "crop_size=96", "--set", "pool_size=2", "--set", "fidelity_weight=0",
             "--set", "val_save_images=0", "--set", "tensorboard=false"]
     assert main(argv) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "exceeds random-seed spread" in out
+    # off a terminal: a line after each run with the study's count and ETA, then the total time
+    study_lines = [m for m in err.splitlines() if m.startswith("study: ")]
+    assert [line.split(",")[0] for line in study_lines] == [
+        "study: 1/4 runs", "study: 2/4 runs", "study: 3/4 runs", "study: 4/4 runs"]
+    assert all("ETA " in line for line in study_lines[:3]) and "done in" in study_lines[3]
+    assert any(m.startswith("validating: 1/1 images") for m in err.splitlines())
     for variant in ("uegan-charbonnier-se", "uegan-charbonnier-half"):
         for seed in (0, 1):
             run_dir = root / variant / f"seed{seed}"
@@ -125,6 +131,8 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, capsys):
     # again: the report exists -> refused before any training; with --overwrite nothing retrains
     assert main(argv) == 2
     assert "already holds" in capsys.readouterr().err
-    assert main(argv + ["--overwrite"]) == 0
+    assert main(argv + ["--overwrite", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert not [m for m in err.splitlines() if m.startswith(("study: ", "validating: "))]
     study = json.loads((root / "report" / "study.json").read_text())
     assert [r["status_before"] for r in study["runs"]] == ["done"] * 4

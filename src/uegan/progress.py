@@ -41,6 +41,7 @@ class Progress:
         self._clock = clock
         self._every = every
         self._start = self._last = clock()
+        self._logged = 0  # the count of the last line logged
         stream = stream if stream is not None else sys.stderr
         terminal = enabled and hasattr(stream, "isatty") and stream.isatty()
         self._bar: Any = (tqdm(total=total, desc=what, unit=unit, file=stream, leave=False)
@@ -51,7 +52,9 @@ class Progress:
         """``what: n/N unit(s), rate, ETA`` (or the elapsed time once all is done)."""
         elapsed = self._clock() - self._start
         rate = self.done / elapsed if elapsed > 0 else 0.0
-        text = f"{self.what}: {self.done}/{self.total} {self.unit}s, {rate:.2f} {self.unit}s/s"
+        speed = (f"{rate:.2f} {self.unit}s/s" if rate >= 0.1 or rate == 0 else
+                 f"{format_seconds(1 / rate)} per {self.unit}")  # slow work: a time per item
+        text = f"{self.what}: {self.done}/{self.total} {self.unit}s, {speed}"
         if self.done >= self.total:
             return f"{text}, done in {format_seconds(elapsed)}"
         eta = (self.total - self.done) / rate if rate > 0 else None
@@ -62,13 +65,14 @@ class Progress:
         if self._bar is not None:
             self._bar.update(count)
         elif self._lines and self._clock() - self._last >= self._every:
-            self._last = self._clock()
+            self._last, self._logged = self._clock(), self.done
             log.info("%s", self.line())
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-        elif self._lines and self.done:
+        elif self._lines and self.done and self.done != self._logged:
+            self._logged = self.done
             log.info("%s", self.line())
 
     def __enter__(self) -> "Progress":

@@ -30,6 +30,7 @@ from uegan.apps.report_figures import seeds_figure
 from uegan.apps.seeds import METRICS, seed_comparison_lines, statistics_dict, summarize_runs
 from uegan.errors import UserError
 from uegan.io.files import atomic_path, atomic_write_text
+from uegan.progress import Progress
 from uegan.training.config import parse_set_options, resolve_train_config
 from uegan.training.run_folder import RunFolder
 from uegan.training.trainer import Trainer
@@ -58,6 +59,7 @@ class StudyPlan:
     set_values: tuple[str, ...] = ()                     # --set KEY=VALUE of uegan train
     torchrun: int = 0                                    # processes per run; 0: in this process
     threads: int | None = None                           # torch threads (per process)
+    progress: bool = True          # bars on a terminal, else a line per run with the study's ETA
     report_dir: Path | None = None
     baseline: str | None = None
     overwrite: bool = False
@@ -114,7 +116,7 @@ def _check_plan(plan: StudyPlan) -> None:
 def _train_in_process(plan: StudyPlan, variant: str, seed: int, resume: bool, vgg: Any) -> None:
     overrides = {k: v for k, v in plan.train_options.items() if v is not None}
     overrides.update(variant=variant, seed=seed, out=str(plan.run_dir(variant, seed)),
-                     progress=False, resume=resume)
+                     progress=plan.progress, resume=resume)
     config = resolve_train_config(plan.preset, overrides, parse_set_options(list(plan.set_values)))
     config.require_paths()
     result = Trainer(config, vgg=vgg).fit()
@@ -126,8 +128,9 @@ def torchrun_command(plan: StudyPlan, variant: str, seed: int, resume: bool) -> 
     """The ``torchrun ... -m uegan train`` command line of one run."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={plan.torchrun}", "-m", "uegan", "train",
-               "--variant", variant, "--seed", str(seed), "--out", str(plan.run_dir(variant, seed)),
-               "--no-progress"]
+               "--variant", variant, "--seed", str(seed), "--out", str(plan.run_dir(variant, seed))]
+    if not plan.progress:
+        command.append("--no-progress")
     if plan.preset is not None:
         command += ["--config", plan.preset]
     for name, value in plan.train_options.items():
@@ -163,10 +166,14 @@ def run_study(plan: StudyPlan) -> StudyResult:
         torch.set_num_threads(plan.threads)
     vgg = _shared_vgg(plan) if not plan.torchrun else None
     records = []
-    total = len(plan.variants) * len(plan.seeds)
-    for index, (variant, seed) in enumerate(((v, s) for v in plan.variants for s in plan.seeds), 1):
+    pairs = [(v, s) for v in plan.variants for s in plan.seeds]
+    statuses = [run_status(plan.run_dir(variant, seed)) for variant, seed in pairs]
+    total = len(pairs)
+    # the study's progress counts the runs left to train: finished ones would flatter the rate
+    progress = Progress(sum(status != "done" for status in statuses), "study", unit="run",
+                        enabled=plan.progress, every=0.0)
+    for index, ((variant, seed), status) in enumerate(zip(pairs, statuses), 1):
         run_dir = plan.run_dir(variant, seed)
-        status = run_status(run_dir)
         record = {"variant": variant, "seed": seed, "run_dir": str(run_dir), "status_before": status}
         if status == "done":
             log.info("[%d/%d] %s seed %d: already done (%s)", index, total, variant, seed, run_dir)
@@ -188,7 +195,9 @@ def run_study(plan: StudyPlan) -> StudyResult:
             else:
                 _train_in_process(plan, variant, seed, status == "partial", vgg)
             record["seconds"] = round(time.perf_counter() - start, 1)
+            progress.update()
         records.append(record)
+    progress.close()
 
     run_dirs = [Path(r["run_dir"]) for r in records]
     val_low = plan.train_options.get("val_low")

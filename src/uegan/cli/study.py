@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, metavar="N",
                         help="torch CPU threads (per process with --torchrun); on a busy machine 1 "
                              "can be several times faster than all")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress: by default bars on a terminal, else a line after each "
+                             "run with the study's count and ETA, and the runs' loss lines")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
     add_training_options(parser.add_argument_group(
         "training options (as for uegan train, the same for every run)"))
@@ -71,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         root=args.out, preset=args.config,
         train_options={name: getattr(args, name) for name in TRAIN_FLAGS},
         set_values=tuple(args.set_values), torchrun=args.torchrun, threads=args.threads,
+        progress=not args.no_progress,
         report_dir=args.report_out,
         baseline=args.baseline, overwrite=args.overwrite)
     result = run_study(plan)

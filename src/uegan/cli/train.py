@@ -92,8 +92,8 @@ def config_from_args(args: argparse.Namespace):
         overrides["skip_bad_images"] = True
     if args.resume:
         overrides["resume"] = True
-    if args.no_progress or not sys.stderr.isatty():
-        overrides["progress"] = False
+    if args.no_progress:
+        overrides["progress"] = False  # (on a terminal a bar; elsewhere log lines with an ETA)
     config = resolve_train_config(args.config, overrides, parse_set_options(args.set_values))
     config.require_paths()
     return config

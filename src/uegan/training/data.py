@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from uegan.errors import UserError
 from uegan.io.budget import check_aspect
@@ -221,6 +221,16 @@ class StepSampler(Sampler):
 def ignore_sigint(_worker_id: int) -> None:
     """Loader processes leave Ctrl-C to the trainer, which saves a checkpoint first."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def step_loader(dataset: UnpairedBatches, sampler: StepSampler, workers: int,
+                device: torch.device) -> DataLoader:
+    """The batches of ``sampler``, read by ``workers`` processes (0: in this one), which
+    leave Ctrl-C to the trainer; the global random generator is left alone."""
+    return DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=workers,
+                      pin_memory=device.type == "cuda",
+                      worker_init_fn=ignore_sigint if workers else None,
+                      prefetch_factor=2 if workers else None, generator=torch.Generator())
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import torch
 
 from uegan import __version__
 from uegan.io.files import atomic_write_text
+from uegan.progress import format_seconds
 from uegan.training.config import TrainConfig
 from uegan.training.run_folder import METRICS_FILE, RunFolder
 
@@ -125,11 +126,23 @@ def log_plan(plan: RunPlan) -> None:
                     "epoch %d", plan.total_steps, config.epochs, config.epochs)
 
 
-def log_train_row(row: dict[str, Any], total_steps: int) -> None:
-    """A train row of ``metrics.jsonl`` as a log line (when there is no progress bar)."""
-    log.info("step %d/%d epoch %d: d %.4f g %.4f (adv %.4f fid %.4f idt %.4f) %.2f steps/s",
-             row["step"], total_steps, row["epoch"], row["d_loss"], row["g_loss"],
-             row["g_adv_loss"], row["g_fidelity_loss"], row["g_identity_loss"], row["steps_per_s"])
+def train_row_line(row: dict[str, Any], total_steps: int, elapsed: float,
+                   eta: float | None) -> str:
+    """A train row of ``metrics.jsonl`` as a log line, with the time since this process started
+    training and the estimated time to the last step (BasicSR-like ``eta``)."""
+    eta_text = format_seconds(eta) if eta is not None else "unknown"
+    return (f"step {row['step']}/{total_steps} epoch {row['epoch']}: d {row['d_loss']:.4f} "
+            f"g {row['g_loss']:.4f} (adv {row['g_adv_loss']:.4f} fid {row['g_fidelity_loss']:.4f} "
+            f"idt {row['g_identity_loss']:.4f}) {row['steps_per_s']:.2f} steps/s, "
+            f"elapsed {format_seconds(elapsed)}, eta {eta_text}")
+
+
+def remaining_seconds(done: int, remaining: int, elapsed: float) -> float | None:
+    """The time ``remaining`` steps take at the mean rate of the ``done`` ones (validation and
+    checkpoints included); None before the first step."""
+    if done <= 0 or elapsed <= 0:
+        return None
+    return remaining * elapsed / done
 
 
 class LossMeter:
@@ -230,6 +243,23 @@ class RunLogger:
                 if key not in ("kind", "step", "epoch") and isinstance(value, (int, float)):
                     self.writer.add_scalar(f"{prefix}/{key}", value, row["step"])
             self.writer.flush()
+
+    def log_to_file(self, message: str, level: int = logging.INFO) -> None:
+        """``message`` in ``train.log`` only (the terminal shows a progress bar instead)."""
+        if self._handler is not None:
+            record = log.makeRecord(log.name, level, __file__, 0, message, None, None)
+            self._handler.handle(record)
+
+    def log_train_row(self, row: dict[str, Any], total_steps: int, done: int, elapsed: float,
+                      to_terminal: bool) -> None:
+        """A train row as a line with elapsed time and ETA (``done`` steps in ``elapsed``
+        seconds): in ``train.log`` always, on the terminal too when no progress bar shows it."""
+        eta = remaining_seconds(done, total_steps - row["step"], elapsed)
+        line = train_row_line(row, total_steps, elapsed, eta)
+        if to_terminal:
+            log.info("%s", line)
+        else:
+            self.log_to_file(line)
 
     def add_image(self, tag: str, image_hwc: np.ndarray, step: int) -> None:
         """An 8-bit RGB image to TensorBoard (nothing without it)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,11 +40,11 @@ from uegan.training.checkpoint import (Progress, TrainingState, best_path, captu
 from uegan.training.checkpoint import save_checkpoint as write_checkpoint
 from uegan.training.config import TrainConfig
 from uegan.training.data import (HIGH, LOW, Augmentation, StepSampler, UnpairedBatches,
-                                 ValidationPair, ignore_sigint, scan_run_data)
+                                 ValidationPair, scan_run_data, step_loader)
 from uegan.training.distributed import DistContext, init_distributed, wrap_ddp
 from uegan.training.networks import build_networks
 from uegan.training.run_folder import RunFolder
-from uegan.training.run_log import LossMeter, RunLogger, RunPlan, log_plan, log_train_row
+from uegan.training.run_log import LossMeter, RunLogger, RunPlan, log_plan
 from uegan.training.signals import StopRequest
 from uegan.training.step import schedule_factor, set_learning_rates, train_step
 from uegan.training.validation import ValidationSet, validate_generator
@@ -248,14 +249,11 @@ class Trainer:
     @torch.inference_mode()
     def _run_validation(self, epoch_label: int) -> dict[str, Any]:
         # photos of every size: a compiled G would compile again for each new shape
-        with run_eagerly(self.options.compile):
-            return self._validate(epoch_label)
-
-    def _validate(self, epoch_label: int) -> dict[str, Any]:
         data = ValidationSet(self.validation_pairs, self.config.val_save_images,
-                             self.config.nima_weights)
-        return validate_generator(self.generator, self.device, data, self.folder, self.logger,
-                                  self.step, epoch_label)
+                             self.config.nima_weights, progress=self.config.progress)
+        with run_eagerly(self.options.compile):
+            return validate_generator(self.generator, self.device, data, self.folder, self.logger,
+                                      self.step, epoch_label)
 
     def validate(self) -> dict[str, Any] | None:
         """Validate on the paired set (rank 0), log, keep the best (collective)."""
@@ -290,15 +288,9 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def _loader(self) -> DataLoader:
-        config = self.config
         sampler = StepSampler(self.positions[LOW], self.positions[HIGH], self.total_steps - self.step,
-                              config.batch_size, self.dist.rank, self.dist.world_size)
-        workers = config.num_workers
-        return DataLoader(self.dataset, batch_size=None, sampler=sampler, num_workers=workers,
-                          pin_memory=self.device.type == "cuda",
-                          worker_init_fn=ignore_sigint if workers else None,
-                          prefetch_factor=2 if workers else None,
-                          generator=torch.Generator())  # leaves the global RNG alone
+                              self.config.batch_size, self.dist.rank, self.dist.world_size)
+        return step_loader(self.dataset, sampler, self.config.num_workers, self.device)
 
     def fit(self) -> TrainResult:
         """Train until ``total_steps`` (or an interrupt); returns what was done."""
@@ -349,12 +341,14 @@ class Trainer:
         """The training loop; True if it stopped on a signal."""
         config, dist = self.config, self.dist
         self.meter = LossMeter(len(LOSS_NAMES))
+        self._loop_start, self._loop_first_step = time.perf_counter(), self.step
         reduce_device = self.device if (dist.enabled and self.device.type == "cuda") else torch.device("cpu")
         if self.step >= self.total_steps:
             log.info("nothing to do: the run is already at step %d of %d", self.step, self.total_steps)
             return False
         bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
-                   disable=not (dist.is_main and config.progress), smoothing=0.05)
+                   disable=not (dist.is_main and config.progress and sys.stderr.isatty()),
+                   smoothing=0.05)
         with bar, (logging_redirect_tqdm() if not bar.disable else contextlib.nullcontext()):
             for low, high in self._loader():
                 values, stop = self._one_step(low, high, reduce_device)
@@ -388,8 +382,9 @@ class Trainer:
         row.update({"lr_g": self.opt_g.param_groups[0]["lr"], "lr_d": self.opt_d.param_groups[0]["lr"],
                     "steps_per_s": steps_per_s})
         self._write_row(row)
-        if bar_off and self.dist.is_main:
-            log_train_row(row, self.total_steps)
+        if self.logger is not None:  # rank 0
+            self.logger.log_train_row(row, self.total_steps, self.step - self._loop_first_step,
+                                      time.perf_counter() - self._loop_start, to_terminal=bar_off)
 
     def _diverged(self, values: torch.Tensor) -> None:
         described = ", ".join(f"{name}={float(v):.4g}" for name, v in zip(LOSS_NAMES, values))

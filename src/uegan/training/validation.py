@@ -23,6 +23,7 @@ from uegan.io.files import atomic_path, atomic_write_text
 from uegan.io.images import load_rgb8
 from uegan.metrics import FULL_REFERENCE, true_mean
 from uegan.nima import NimaScorer, load_nima
+from uegan.progress import Progress
 from uegan.models.generator import Generator
 from uegan.training.data import ValidationPair
 from uegan.training.run_folder import RunFolder
@@ -38,6 +39,7 @@ class ValidationSet:
     pairs: list[ValidationPair]
     save_images: int = 4
     nima_weights: str | None = None
+    progress: bool = False  # a bar on a terminal, else a line every 10 s (uegan.progress)
 
 
 def _nima_scorer(weights: str | None, device: torch.device) -> Any:
@@ -55,15 +57,17 @@ def validate_generator(generator: Generator, device: torch.device, data: Validat
     generator.train()  # (G has no mode-dependent layers; keep the trainer's mode)
     scorer = _nima_scorer(data.nima_weights, device)
     per_image, saved = [], []
-    for index, pair in enumerate(data.pairs):
-        low, label = load_rgb8(pair.low), load_rgb8(pair.label)
-        output = enhancer.enhance_array(low)
-        row: dict[str, Any] = {"image": pair.stem, **score_pair(output, label)}
-        if scorer is not None:
-            row["nima"] = scorer.score_images([output])[0].mean
-        per_image.append(row)
-        if index < data.save_images:
-            saved.append((pair.stem, low, output, label))
+    with Progress(len(data.pairs), "validating", enabled=data.progress) as progress:
+        for index, pair in enumerate(data.pairs):
+            low, label = load_rgb8(pair.low), load_rgb8(pair.label)
+            output = enhancer.enhance_array(low)
+            row: dict[str, Any] = {"image": pair.stem, **score_pair(output, label)}
+            if scorer is not None:
+                row["nima"] = scorer.score_images([output])[0].mean
+            per_image.append(row)
+            if index < data.save_images:
+                saved.append((pair.stem, low, output, label))
+            progress.update()
     keys = SCORES + (("nima",) if scorer is not None else ())
     result = {key: true_mean([r[key] for r in per_image]) for key in keys}
     atomic_write_text(folder.validation_file(epoch),
