@@ -314,3 +314,31 @@ def test_precision_flag_runs_the_generator_in_bf16(checkpoint, tmp_path, capsys)
     assert outputs["fp32"].shape == (48, 64, 3)
     assert difference.max() <= 1, difference.max()
     assert (tmp_path / "fp32" / "p.png").read_bytes() != (tmp_path / "bf16" / "p.png").read_bytes()
+
+
+def test_batch_size_gives_the_same_outputs_and_bad_files_fail_alone(checkpoint, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for seed in range(3):  # one size: one forward pass of 3 when batched
+        photo(48, 64, seed=seed).save(folder / f"same{seed}.png")
+    photo(40, 56, seed=7).save(folder / "other.png")            # a size of its own
+    photo(200, 120, seed=8).save(folder / "large.png")          # over --max-side: transfer
+    photo(40, 56, seed=9).save(folder / "gray16.tif")
+    (folder / "words.png").write_text("this is not a photo")    # fails alone, inside a batch
+    outputs = {}
+    for batch in (1, 3, 8):
+        out = tmp_path / f"out{batch}"
+        code, err = run(capsys, folder, "-c", checkpoint, "-o", out, "--batch-size", batch,
+                        "--max-side", 96, "--no-progress")
+        assert code == 1 and err.count("uegan enhance:") == 1 and "words.png" in err
+        outputs[batch] = {p.name: np.asarray(Image.open(p)).astype(int) for p in out.iterdir()}
+    assert sorted(outputs[1]) == ["gray16.tif", "large.png", "other.png", "same0.png",
+                                  "same1.png", "same2.png"]
+    for batch in (3, 8):
+        assert sorted(outputs[batch]) == sorted(outputs[1])
+        for name, pixels in outputs[batch].items():
+            difference = np.abs(pixels - outputs[1][name])
+            # a batched convolution may round differently on some CPUs: at most 1 level, rarely
+            assert difference.max() <= 1 and (difference > 0).mean() <= 1e-3, name
+    code, err = run(capsys, folder, "-c", checkpoint, "-o", tmp_path / "x", "--batch-size", 0)
+    assert code == 2 and "--batch-size 0" in err

@@ -102,3 +102,22 @@ def test_enhance_file_writes_the_bytes_uegan_enhance_writes(enhancer, checkpoint
     enhancer.enhance_file(tmp_path / "photo.jpg", tmp_path / "api" / "photo.png", bit_depth=16)
     with Image.open(tmp_path / "api" / "photo.png") as png:
         assert png.size == (24, 40) and png.info["icc_profile"] == srgb_profile_bytes()
+
+
+def test_enhance_arrays_shares_one_forward_pass_per_input_size(enhancer, monkeypatch):
+    calls = []
+    generate = type(enhancer).generate
+
+    def spy(self, x):
+        calls.append(tuple(x.shape))
+        return generate(self, x)
+
+    monkeypatch.setattr(type(enhancer), "generate", spy)
+    images = [_pixels(32, 48, seed) for seed in range(3)] + [_pixels(40, 40, 9)]
+    results = enhancer.enhance_arrays(images)
+    assert sorted(calls) == [(1, 3, 40, 40), (3, 3, 32, 48)]
+    calls.clear()
+    singles = [enhancer.enhance_array(image) for image in images]
+    assert len(calls) == 4
+    for batched, single in zip(results, singles):
+        assert batched.shape == single.shape and np.abs(batched.astype(int) - single).max() <= 1

@@ -90,6 +90,10 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="auto",
                         help=f"{DEVICE_CHOICES} (default auto: the GPU of this torchrun "
                              f"process if there is one, then MPS, then the CPU)")
+    parser.add_argument("--batch-size", type=int, default=1, metavar="N",
+                        help="photos read and enhanced together (default 1); photos whose "
+                             "generator input has one size share a forward pass, which fills a "
+                             "GPU better; the outputs are the same")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (at least 1)")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress: by default a bar on a terminal, else a line every "
@@ -251,6 +255,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--bit-depth 16 needs --format png or tiff ({format} holds 8 bits)")
     if args.max_pixels < 1:
         raise UserError("--max-pixels must be positive")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}: must be at least 1")
     check_threads(args.threads)
     device = select_device(args.device)
     check_out_folder(args.out)
@@ -295,18 +301,35 @@ def run(args: argparse.Namespace) -> int:
 
 def _enhance_all(jobs: list[Job], enhancer, args: argparse.Namespace, format: str | None,
                  counts: Counter[str]) -> None:
-    """Enhance each job, counting it in ``counts`` as done, skipped (its output exists) or failed
-    (one line printed), with progress (:class:`uegan.progress.Progress`). An interruption leaves
-    no output and no temporary file for the job in progress (atomic_path removes it) and
-    propagates."""
+    """Enhance the jobs ``--batch-size`` at a time, counting each in ``counts`` as done, skipped
+    (its output exists) or failed (one line printed), with progress
+    (:class:`uegan.progress.Progress`). An interruption leaves no output and no temporary file
+    for the jobs in progress (atomic_path removes it) and propagates."""
     with Progress(len(jobs), "enhancing", enabled=not args.no_progress) as progress:
-        for job in jobs:
-            counts[_enhance_one(job, enhancer, args, format)] += 1
-            progress.update()
+        for start in range(0, len(jobs), args.batch_size):
+            chunk = jobs[start:start + args.batch_size]
+            ready = []
+            for job in chunk:
+                status = _precheck(job, args)
+                if status is None:
+                    ready.append(job)
+                else:
+                    counts[status] += 1
+                    progress.update()
+            by_output = {job.output: job for job in ready}
+            results = enhancer.enhance_files(
+                [(job.source, job.output) for job in ready], batch_size=args.batch_size,
+                format=format,  # None: from each output's suffix
+                bit_depth=args.bit_depth, quality=args.quality, overwrite=args.overwrite,
+                max_pixels=args.max_pixels)
+            for _source, output, error in results:
+                counts[_outcome(by_output[output], error, args)] += 1
+                progress.update()
 
 
-def _enhance_one(job: Job, enhancer, args: argparse.Namespace, format: str | None) -> str:
-    """``"done"``, ``"skipped"`` or ``"failed"`` (one line printed) for one job."""
+def _precheck(job: Job, args: argparse.Namespace) -> str | None:
+    """``"skipped"`` (the output exists), ``"failed"`` (one line printed: the output is a
+    folder) or None: to be enhanced."""
     if job.output.is_dir():
         print(f"{PROG}: {job.source}: its output {job.output} is a folder; move it away or "
               f"choose another --out", file=sys.stderr)
@@ -314,14 +337,15 @@ def _enhance_one(job: Job, enhancer, args: argparse.Namespace, format: str | Non
     if job.output.exists() and not args.overwrite:
         log.debug("%s exists, skipped", job.output)
         return "skipped"
-    try:
-        enhancer.enhance_file(job.source, job.output, format=format,  # None: from the suffix
-                              bit_depth=args.bit_depth, quality=args.quality,
-                              overwrite=args.overwrite, max_pixels=args.max_pixels)
-    except Exception as error:  # one bad file never stops the batch
-        print(f"{PROG}: {_reason(error, job)}", file=sys.stderr)
-        if args.debug:
-            traceback.print_exc()
-        return "failed"
-    log.debug("wrote %s", job.output)
-    return "done"
+    return None
+
+
+def _outcome(job: Job, error: Exception | None, args: argparse.Namespace) -> str:
+    """``"done"``, or ``"failed"`` with one line printed (and the traceback with --debug)."""
+    if error is None:
+        log.debug("wrote %s", job.output)
+        return "done"
+    print(f"{PROG}: {_reason(error, job)}", file=sys.stderr)
+    if args.debug:
+        traceback.print_exception(error)
+    return "failed"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -166,13 +167,10 @@ class Enhancer:
     @torch.inference_mode()
     def fit_transfer(self, image: torch.Tensor) -> LocalAffineTransfer:
         """Run the generator at working size on 1 x 3 x H x W in [0, 1] and fit the transfer."""
-        _, _, height, width = image.shape
-        small_h, small_w = working_size(height, width, self.max_side)
-        small = F.interpolate(image.to(self.device, torch.float32), size=(small_h, small_w),
-                              mode="bilinear", antialias=True, align_corners=False)
+        small = self._generator_input(image)
         enhanced = self.generate(small)
         coefficients = fit_local_affine(small, enhanced, self.guide_radius, self.guide_eps)
-        return LocalAffineTransfer(coefficients, height, width)
+        return LocalAffineTransfer(coefficients, *image.shape[-2:])
 
     @torch.inference_mode()
     def enhance_tensor(self, x: torch.Tensor) -> torch.Tensor:
@@ -194,22 +192,64 @@ class Enhancer:
         """H x W x 3 (uint8, uint16 or float in [0, 1]) -> H x W x 3 of ``out_dtype`` (default:
         the input's). Large photos are processed in strips: memory stays near two copies of the
         image as float."""
-        out_dtype = np.dtype(out_dtype or rgb.dtype)
-        height, width = rgb.shape[:2]
-        image = _to_float_chw(rgb)[None]
-        if self.uses_transfer(height, width):
-            transfer = self.fit_transfer(image)
-            out = np.empty((height, width, 3), dtype=out_dtype)
-            for r0 in range(0, height, STRIP_ROWS):
-                strip = transfer.apply(image[0, :, r0:r0 + STRIP_ROWS], r0)
-                out[r0:r0 + STRIP_ROWS] = self._from_float(strip.permute(1, 2, 0), out_dtype)
-            return out
-        result = self.generate(image)[0]
-        del image
+        return self.enhance_arrays([rgb], out_dtype)[0]
+
+    @torch.inference_mode()
+    def enhance_arrays(self, images: Sequence[np.ndarray], out_dtype: np.dtype | type | None = None
+                       ) -> list[np.ndarray]:
+        """Several photos, each as :meth:`enhance_array` enhances it; the photos whose generator
+        input has one size (the working size of large photos, or the same size) share one
+        forward pass, which fills a GPU better (``uegan enhance --batch-size``)."""
+        return self._enhance_arrays(images, [np.dtype(out_dtype or rgb.dtype) for rgb in images])
+
+    def _enhance_arrays(self, images: Sequence[np.ndarray], dtypes: Sequence[np.dtype]
+                        ) -> list[np.ndarray]:
+        photos = [_to_float_chw(rgb)[None] for rgb in images]
+        inputs = [self._generator_input(photo) for photo in photos]
+        outputs = self._generate_grouped(inputs)
+        return [self._finish(photo, small, enhanced, dtype)
+                for photo, small, enhanced, dtype in zip(photos, inputs, outputs, dtypes)]
+
+    def _generator_input(self, image: torch.Tensor) -> torch.Tensor:
+        """What the generator sees of 1 x 3 x H x W: the photo, or its working-size copy."""
+        height, width = image.shape[-2:]
+        if not self.uses_transfer(height, width):
+            return image
+        small_h, small_w = working_size(height, width, self.max_side)
+        return F.interpolate(image.to(self.device, torch.float32), size=(small_h, small_w),
+                             mode="bilinear", antialias=True, align_corners=False)
+
+    def _generate_grouped(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The generator on each input; inputs of one size that are not tiled run as one batch."""
+        outputs: list[torch.Tensor | None] = [None] * len(inputs)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, x in enumerate(inputs):
+            padded_h, padded_w = padded_size(*x.shape[-2:])
+            tiled = padded_h * padded_w > 4 * self.tile * self.tile
+            groups.setdefault((index,) if tiled else tuple(x.shape), []).append(index)
+        for members in groups.values():
+            batch = self.generate(torch.cat([inputs[i] for i in members]))
+            for position, index in enumerate(members):
+                outputs[index] = batch[position:position + 1]
+        return outputs  # type: ignore[return-value]
+
+    def _finish(self, image: torch.Tensor, small: torch.Tensor, enhanced: torch.Tensor,
+                out_dtype: np.dtype) -> np.ndarray:
+        """The result at full size, in strips of rows: the generator's output itself, or its
+        effect carried from the working size by the local affine transfer."""
+        height, width = image.shape[-2:]
         out = np.empty((height, width, 3), dtype=out_dtype)
+        if small is image:
+            result = enhanced[0]
+            for r0 in range(0, height, STRIP_ROWS):
+                out[r0:r0 + STRIP_ROWS] = self._from_float(
+                    result[:, r0:r0 + STRIP_ROWS].permute(1, 2, 0), out_dtype)
+            return out
+        coefficients = fit_local_affine(small, enhanced, self.guide_radius, self.guide_eps)
+        transfer = LocalAffineTransfer(coefficients, height, width)
         for r0 in range(0, height, STRIP_ROWS):
-            out[r0:r0 + STRIP_ROWS] = self._from_float(
-                result[:, r0:r0 + STRIP_ROWS].permute(1, 2, 0), out_dtype)
+            strip = transfer.apply(image[0, :, r0:r0 + STRIP_ROWS], r0)
+            out[r0:r0 + STRIP_ROWS] = self._from_float(strip.permute(1, 2, 0), out_dtype)
         return out
 
     @staticmethod
@@ -253,18 +293,59 @@ class Enhancer:
         (PNG, TIFF). Written atomically; an existing ``out`` is replaced only with ``overwrite``.
         A :class:`~uegan.errors.UserError` names the file on any problem. Returns ``out``.
         """
-        out = Path(out)
-        format = normalise_format(format or out.suffix)
-        photo = photo_io.read_photo(source, max_pixels=max_pixels)
-        bits = 16 if bit_depth == 16 and OUTPUT_FORMATS[format][2] else 8
-        rgb = self.enhance_array(photo.rgb, np.uint16 if bits == 16 else np.uint8)
+        for _source, _out, error in self.enhance_files([(source, out)], format=format,
+                                                     bit_depth=bit_depth, quality=quality,
+                                                     overwrite=overwrite, max_pixels=max_pixels):
+            if error is not None:
+                raise error
+        return Path(out)
+
+    def enhance_files(self, pairs: Iterable[tuple[str | Path, str | Path]], *, batch_size: int = 1,
+                      format: str | None = None, bit_depth: int = 8,
+                      quality: int = DEFAULT_QUALITY, overwrite: bool = False,
+                      max_pixels: int | None = DEFAULT_MAX_PIXELS
+                      ) -> Iterator[tuple[Path, Path, Exception | None]]:
+        """:meth:`enhance_file` for each ``(source, out)`` pair, ``batch_size`` photos at a time
+        (:meth:`enhance_arrays`: photos with one generator-input size share a forward pass).
+        Yields ``(source, out, None)`` for each file written and ``(source, out, error)`` for
+        each that failed; one bad file never stops the others."""
+        if batch_size < 1:
+            raise UserError(f"batch size {batch_size}: must be at least 1")
+        pairs = [(Path(source), Path(out)) for source, out in pairs]
+        for start in range(0, len(pairs), batch_size):
+            read = []
+            for source, out in pairs[start:start + batch_size]:
+                try:
+                    target = normalise_format(format or out.suffix)
+                    bits = 16 if bit_depth == 16 and OUTPUT_FORMATS[target][2] else 8
+                    read.append((source, out, target, bits,
+                                 photo_io.read_photo(source, max_pixels=max_pixels)))
+                except Exception as error:  # this file only
+                    yield source, out, error
+            try:
+                results = self._enhance_arrays([item[4].rgb for item in read],
+                                               [np.dtype(np.uint16 if item[3] == 16 else np.uint8)
+                                                for item in read])
+            except Exception as error:  # e.g. out of memory: every file of the batch
+                yield from ((item[0], item[1], error) for item in read)
+                continue
+            for (source, out, target, bits, photo), rgb in zip(read, results):
+                try:
+                    self._write(photo, rgb, out, target, bits, quality, overwrite)
+                except Exception as error:
+                    yield source, out, error
+                else:
+                    yield source, out, None
+
+    @staticmethod
+    def _write(photo: Any, rgb: np.ndarray, out: Path, format: str, bits: int, quality: int,
+               overwrite: bool) -> None:
         alpha = photo.alpha
         if alpha is not None:
             alpha = to_16bit(alpha) if bits == 16 else to_8bit(alpha)
         with atomic_path(out, overwrite=overwrite) as temporary:
             photo_io.write_photo(temporary, rgb, format=format, alpha=alpha, exif=photo.exif,
                                  quality=quality, bit_depth=bits)
-        return out
 
     def _enhance_numpy(self, array: np.ndarray) -> np.ndarray:
         if array.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
