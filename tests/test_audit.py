@@ -104,7 +104,7 @@ def test_cli_audits_a_published_checkpoint_and_writes_json(tmp_path, capsys):
     checkpoint = tmp_path / "published.pth"
     torch.save({"G_net": load_golden("generator_forward.pt")["state_dict"]}, checkpoint)
     out_json = tmp_path / "audit.json"
-    assert main(["audit", str(checkpoint), "--size", "32", "--batches", "1", "--batch-size", "1",
+    assert main(["audit", "-c", str(checkpoint), "--size", "32", "--batches", "1", "--batch-size", "1",
                  "--json", str(out_json)]) == 0
     text = capsys.readouterr().out
     assert "GAM global branch inert in ga1, ga2, ga3, ga4, ga5" in text
@@ -112,12 +112,18 @@ def test_cli_audits_a_published_checkpoint_and_writes_json(tmp_path, capsys):
     assert data["findings"][0]["key"] == "gam-global-branch-inert"
     assert data["source"].startswith(f"checkpoint {checkpoint}")
     # the JSON is not overwritten unless asked (refused before the audit runs)
-    assert main(["audit", str(checkpoint), "--json", str(out_json)]) == 2
+    assert main(["audit", "-c", str(checkpoint), "--json", str(out_json)]) == 2
     assert "already exists" in capsys.readouterr().err
 
 
 def test_cli_rejects_what_is_neither_a_variant_nor_a_file(capsys):
-    assert main(["audit", "no-such-variant"]) == 2
+    assert main(["audit", "--variant", "no-such-variant"]) == 2
     assert "unknown variant" in capsys.readouterr().err
-    assert main(["audit", "missing/generator.pth"]) == 2
+    assert main(["audit", "-c", "missing/generator.pth"]) == 2
     assert "no such checkpoint file" in capsys.readouterr().err
+    assert main(["audit"]) == 2
+    assert "give --variant NAME" in capsys.readouterr().err
+    # the positional form of earlier versions still works, with a warning
+    assert main(["audit", "missing/generator.pth"]) == 2
+    err = capsys.readouterr().err
+    assert "no such checkpoint file" in err and "give the target as --variant" in err

@@ -399,7 +399,7 @@ def test_unreadable_checkpoint_is_one_line_and_exit_2(tmp_path, monkeypatch, cap
         monkeypatch.setattr(builtins, "open", refusing)
     else:
         path.chmod(0)
-    code = main(["export", str(path), "--safetensors", str(tmp_path / "out.safetensors")])
+    code = main(["export", "-c", str(path), "--safetensors", str(tmp_path / "out.safetensors")])
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "locked.safetensors" in err and "cannot be read" in err

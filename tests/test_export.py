@@ -46,9 +46,15 @@ def test_export_command(golden, tmp_path, capsys):
     checkpoint = tmp_path / "published.pth"
     torch.save({"G_net": golden[1]["state_dict"]}, checkpoint)
     target = tmp_path / "g.onnx"
-    assert main(["export", str(checkpoint), "--onnx", str(target),
+    assert main(["export", "-c", str(checkpoint), "--onnx", str(target),
                  "--safetensors", str(tmp_path / "g.safetensors")]) == 0
     assert target.stat().st_size > 0 and (tmp_path / "g.safetensors").exists()
-    assert main(["export", str(checkpoint), "--onnx", str(target)]) == 2  # exists
+    assert main(["export", "-c", str(checkpoint), "--onnx", str(target)]) == 2  # exists
     assert "already exists" in capsys.readouterr().err
-    assert main(["export", str(checkpoint)]) == 2  # nothing asked
+    assert main(["export", "-c", str(checkpoint)]) == 2  # nothing asked
+    assert main(["export", "--onnx", str(tmp_path / "new.onnx")]) == 2  # no checkpoint
+    assert "give the generator checkpoint with -c" in capsys.readouterr().err
+    # the positional form of earlier versions still works, with a warning
+    assert main(["export", str(checkpoint), "--safetensors", str(tmp_path / "old.safetensors")]) == 0
+    assert "give the checkpoint with -c/--checkpoint" in capsys.readouterr().err
+    assert (tmp_path / "old.safetensors").is_file()

@@ -28,12 +28,12 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from uegan import metrics, nima
 from uegan.errors import UserError
 from uegan.io.files import atomic_path, folder_write_problem
 from uegan.io.images import find_images, images_by_stem, list_images, load_rgb8
+from uegan.progress import Progress
 from uegan.runtime import select_device
 
 log = logging.getLogger(__name__)
@@ -243,13 +243,14 @@ def evaluate(config: EvaluationConfig) -> EvaluationResult:
 
     results: list[ImageResult] = []
     problems = list(pairing.problems)
-    for stem, pred_path, label_path in _progress(pairing.pairs, config.progress):
-        try:
-            result = _evaluate_one(stem, pred_path, label_path, config.ssim_protocol, device, scorer)
-        except _ImageProblem as problem:
-            problems.append(Problem(problem.path, problem.reason))
-            continue
-        results.append(result)
+    with Progress(len(pairing.pairs), "evaluating", enabled=config.progress) as progress:
+        for stem, pred_path, label_path in pairing.pairs:
+            try:
+                results.append(_evaluate_one(stem, pred_path, label_path, config.ssim_protocol,
+                                             device, scorer))
+            except _ImageProblem as problem:
+                problems.append(Problem(problem.path, problem.reason))
+            progress.update()
     for problem in problems:
         log.warning("not evaluated: %s: %s", problem.path, problem.reason)
     return EvaluationResult(results, problems, config.ssim_protocol, config.label_dir is not None, weights_path)
@@ -302,12 +303,6 @@ def _evaluate_one(stem: str, pred_path: Path, label_path: Path | None, protocol:
             raise _ImageProblem(pred_path, f"NIMA: {error}") from error
         result.nima, result.nima_std = score.mean, score.std
     return result
-
-
-def _progress(items: list, enabled: bool) -> Iterable:
-    if not enabled:
-        return items
-    return tqdm(items, desc="evaluating", unit="image", leave=False)
 
 
 def evaluated_files(pred_dir: Path | None, label_dir: Path | None) -> list[Path]:

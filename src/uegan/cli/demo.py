@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from uegan.apps.demo_results import COMPARE_WITH, DEFAULT_OUT, DEMO_STEPS, METRICS, RANDOM_VGG_NOTE, DemoSettings
@@ -20,29 +19,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "(exposure, white balance, gamma, contrast) as the low-quality set, and held-out "
             "degraded/original pairs. Train a reduced UEGAN on the CPU (a few minutes), "
             "enhance the held-out photos, print PSNR/SSIM of input and output against the "
-            "originals, and write before/after images and an HTML page."),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+            "originals, and write before/after images and an HTML page."))
     parser.add_argument("--out", metavar="DIR", default=None,
                         help=f"output folder (default: ./{DEFAULT_OUT}, or ./{DEFAULT_OUT}-2, ... "
                              f"when that one is not empty)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the demo's outputs in a non-empty --out folder")
     parser.add_argument("--variant", default=RECOMMENDED_VARIANT,
-                        help="the variant to train and show (`uegan variants` lists them)")
+                        help=f"the variant to train and show (default {RECOMMENDED_VARIANT}; "
+                             f"`uegan variants` lists them)")
     parser.add_argument("--compare-with", metavar="VARIANT", default=COMPARE_WITH,
-                        help="a second variant trained on the same data and shown beside it; "
-                             "'none' trains only --variant")
+                        help=f"a second variant trained on the same data and shown beside it "
+                             f"(default {COMPARE_WITH}); 'none' trains only --variant")
     steps = ", ".join(f"{name} {count}" for name, count in DEMO_STEPS.items())
     parser.add_argument("--steps", type=int, default=None,
                         help=f"training steps of --variant (default: its measured best: {steps}; "
                              f"120 for the others; the published generator overshoots when "
                              f"trained much longer: see benchmarks/RESULTS.md)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of data and training")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of data and training (default 0)")
     parser.add_argument("--vgg-weights", metavar="PATH", default=None,
                         help="VGG19 ImageNet weights for the fidelity loss (default: the torch hub "
                              "cache file if present, else a random VGG19; nothing is downloaded)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads (default: the faster of 1 and all, measured)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress: by default a bar on a terminal, else log lines with "
+                             "the losses, the elapsed time and the ETA")
     parser.set_defaults(func=run)
 
 
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out_dir()
     settings = DemoSettings(variant=args.variant, compare_with=compare_with, steps=args.steps,
                             seed=args.seed, vgg_weights=args.vgg_weights, threads=args.threads,
-                            progress=sys.stderr.isatty() and not args.quiet)
+                            progress=not (args.no_progress or args.quiet))
     print(f"uegan demo: writing to {out}", flush=True)
     result = run_demo(out, settings, overwrite=args.overwrite)
     print()

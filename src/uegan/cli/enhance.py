@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from uegan.cli import EXIT_FAILED, EXIT_OK, interruption_exit_code, interruption_name
-from uegan.cli.preflight import check_out_folder, check_threads, select_device
+from uegan.cli.preflight import (add_checkpoint_option, check_out_folder, check_threads,
+                                 select_device)
 from uegan.errors import UserError
 from uegan.inference import DEFAULT_MAX_SIDE, DEFAULT_TILE, Enhancer, InferenceAcceleration
 from uegan.io.files import remove_stale_temporaries
@@ -63,7 +64,7 @@ def register(subparsers) -> None:
                     "project or an exported generator; its format is detected.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files, folders (searched recursively) or glob patterns")
-    parser.add_argument("--checkpoint", "-c", required=True, help="generator checkpoint")
+    add_checkpoint_option(parser)
     parser.add_argument("--out", "-o", required=True, type=Path,
                         help="output folder (folder inputs keep their sub-folders)")
     parser.add_argument("--format", choices=sorted(OUTPUT_FORMATS) + ["jpg", "tif"],
@@ -88,8 +89,8 @@ def register(subparsers) -> None:
                         help="process only the I-th of N deterministic parts of the inputs "
                              "(0-based); combined with torchrun's RANK/WORLD_SIZE")
     parser.add_argument("--device", default="auto",
-                        help=f"{DEVICE_CHOICES} (default auto: the GPU of this torchrun "
-                             f"process if there is one, then MPS, then the CPU)")
+                        help=f"{DEVICE_CHOICES} (default auto: CUDA, then MPS, then the CPU; "
+                             f"under torchrun each process its own GPU)")
     parser.add_argument("--batch-size", type=int, default=1, metavar="N",
                         help="photos read and enhanced together (default 1); photos whose "
                              "generator input has one size share a forward pass, which fills a "

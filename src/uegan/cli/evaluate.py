@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto",
                         help=f"{DEVICE_CHOICES} (default auto: CUDA, then MPS, then the CPU)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (at least 1)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress: by default a bar on a terminal, else a line every "
+                             "10 s with the count, the rate and the ETA")
     parser.set_defaults(func=run)
 
 
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     config = evaluation.EvaluationConfig(
         pred_dir=args.pred, label_dir=args.label, ssim_protocol=args.ssim, nima=nima_mode,
         nima_weights=args.nima_weights, device=args.device,
-        progress=not getattr(args, "quiet", False))
+        progress=not (args.no_progress or getattr(args, "quiet", False)))
     result = evaluation.evaluate(config)
     if args.json is not None:
         evaluation.write_json(result, args.json, overwrite=args.overwrite)

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from uegan.checkpoints import load_generator, save_generator
+from uegan.cli.preflight import add_checkpoint_option, checkpoint_from
 from uegan.errors import UserError
 from uegan.export import DEFAULT_OPSET, export_onnx
 
@@ -20,7 +21,7 @@ def register(subparsers) -> None:
                     "or safetensors export; detected). ONNX has dynamic batch, height and width "
                     "(multiples of 16), input 'input' and output 'output' in [-1, 1], and is "
                     "checked against PyTorch with onnxruntime.")
-    parser.add_argument("checkpoint", help="generator checkpoint")
+    add_checkpoint_option(parser, legacy_positional=True)
     parser.add_argument("--onnx", type=Path, metavar="FILE", help="write ONNX here")
     parser.add_argument("--safetensors", type=Path, metavar="FILE",
                         help="write this project's safetensors generator export here")
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     for target in (args.onnx, args.safetensors):
         if target is not None and target.exists() and not args.overwrite:
             raise UserError(f"{target} already exists (pass --overwrite to replace it)")
-    loaded = load_generator(args.checkpoint, "cpu")
+    loaded = load_generator(checkpoint_from(args), "cpu")
     if args.onnx is not None:
         worst = export_onnx(loaded.generator, args.onnx, opset=args.opset,
                             overwrite=args.overwrite)

@@ -170,6 +170,21 @@ FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(TrainConfig))
 _HINTS = typing.get_type_hints(TrainConfig)
 
 
+def type_name(name: str) -> str:
+    """The type of setting ``name`` as a user writes it: ``int``, ``str or none``, ..."""
+    hint = _HINTS[name]
+    members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    names = [member.__name__ for member in members if member is not type(None)]
+    return " or ".join(names) + (" or none" if type(None) in members else "")
+
+
+def settings_table(config: TrainConfig) -> list[tuple[str, str, Any, Any]]:
+    """Every setting of ``config`` (each a ``--set`` key): name, type, default, value."""
+    defaults = TrainConfig()
+    return [(name, type_name(name), getattr(defaults, name), getattr(config, name))
+            for name in FIELD_NAMES]
+
+
 def _unknown_field(name: str, source: str) -> UserError:
     close = difflib.get_close_matches(name, FIELD_NAMES, n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
