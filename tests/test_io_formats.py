@@ -80,6 +80,7 @@ def test_dng_is_developed_to_the_srgb_values_its_sensor_saw(tmp_path):
     error = np.abs(interior(photo.rgb / 65535.0) - interior(expected))
     assert error.max() <= RAW_TOLERANCE
     assert probe_size(path) == (64, 32)
+    assert np.array_equal(read_photo(path, data=path.read_bytes()).rgb, photo.rgb)  # from memory
 
 
 @needs_raw

@@ -78,11 +78,21 @@ def _failure(rawpy: Any, path: Path, error: BaseException) -> PhotoError:
     return PhotoError(f"{path}: truncated or corrupt camera RAW file ({reason})")
 
 
-def _opened(rawpy: Any, path: Path, data: bytes, budget: ReadBudget) -> Any:
-    """A LibRaw handle with the metadata read (nothing unpacked) and the sizes checked."""
+def _opened(rawpy: Any, path: Path, data: bytes | None, budget: ReadBudget) -> Any:
+    """A LibRaw handle with the metadata read (nothing unpacked) and the sizes checked; from
+    ``data``, or else from the file, which LibRaw then reads only as far as it needs."""
+    if data is None:
+        try:  # LibRaw reports an unreadable file as an I/O error: name the cause first
+            with open(path, "rb"):
+                pass
+        except OSError as error:
+            raise PhotoError(f"{path}: cannot read ({error.strerror or error})") from error
     raw = rawpy.RawPy()
     try:
-        raw.open_buffer(io.BytesIO(data))
+        if data is None:
+            raw.open_file(str(path))
+        else:
+            raw.open_buffer(io.BytesIO(data))
         sizes = raw.sizes
         if sizes.width < 1 or sizes.height < 1:
             raise PhotoError(f"{path}: image has no pixels ({sizes.width} x {sizes.height})")
@@ -97,7 +107,7 @@ def _opened(rawpy: Any, path: Path, data: bytes, budget: ReadBudget) -> Any:
     return raw
 
 
-def raw_size(path: Path, data: bytes, budget: ReadBudget) -> tuple[int, int]:
+def raw_size(path: Path, data: bytes | None, budget: ReadBudget) -> tuple[int, int]:
     """(width, height) as shown (the file's orientation applied), from the metadata only."""
     rawpy = _rawpy(path)
     raw = _opened(rawpy, path, data, budget)
@@ -115,7 +125,7 @@ def _srgb_table() -> np.ndarray:
     return quantize(srgb_encode(np.arange(65536, dtype=np.float64) / 65535.0), np.uint16)
 
 
-def read_raw(path: Path, data: bytes, budget: ReadBudget) -> np.ndarray:
+def read_raw(path: Path, data: bytes | None, budget: ReadBudget) -> np.ndarray:
     """The developed photo: H x W x 3 ``uint16`` sRGB, oriented (settings: module documentation)."""
     rawpy = _rawpy(path)
     raw = _opened(rawpy, path, data, budget)

@@ -38,8 +38,8 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 from uegan.io.budget import DEFAULT_MAX_PIXELS, ReadBudget, inflate_bounded
 from uegan.io.errors import PhotoError
-from uegan.io.heif import heif_size, is_heif, read_heif
 from uegan.io.exif import TRANSPOSED, apply_orientation, exif_to_keep, orientation
+from uegan.io.heif import heif_size, is_heif, read_heif
 from uegan.io.color import prophoto_to_srgb
 from uegan.io.icc import (describe, is_prophoto, is_srgb_profile, lcms_to_srgb, matrix_trc,
                           matrix_trc_to_srgb)
@@ -272,9 +272,10 @@ def read_photo(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS, *,
         budget.check_file_size(path, len(data))
     kind = _kind(path, data)
     if kind == "raw":
-        rgb = read_raw(path, data or read_file(path, budget), budget)
-        return Photo(rgb=rgb, alpha=None, bit_depth=16, format="tiff", converted_from=RAW_DESCRIPTION,
-                     profile="converted")
+        if data is None:
+            check_file(path, budget)
+        return Photo(rgb=read_raw(path, data, budget), alpha=None, bit_depth=16, format="tiff",
+                     converted_from=RAW_DESCRIPTION, profile="converted")
     if kind == "heif":
         return _heif_photo(path, data or read_file(path, budget), budget)
     image = open_image(path, data, budget)
@@ -369,9 +370,11 @@ def probe_size(path: str | Path, budget: ReadBudget | None = None) -> tuple[int,
     path = Path(path)
     budget = budget if budget is not None else ReadBudget()
     kind = _kind(path, None)
-    if kind is not None:
-        data = read_file(path, budget)
-        return raw_size(path, data, budget) if kind == "raw" else heif_size(path, data, budget)
+    if kind == "raw":
+        check_file(path, budget)
+        return raw_size(path, None, budget)
+    if kind == "heif":
+        return heif_size(path, read_file(path, budget), budget)
     with open_image(path, None, budget) as image:
         width, height = image.size
         turn = orientation(image)
