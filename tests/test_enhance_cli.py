@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib.util
 import os
 import struct
 import subprocess
@@ -11,9 +12,11 @@ import zlib
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 from PIL import Image
 
+from _formats import dng_bytes, heic_bytes
 from conftest import load_golden
 from uegan.cli import main
 from uegan.cli.enhance import effective_shard, parse_shard
@@ -246,8 +249,6 @@ def test_photo_metadata_alpha_gray_and_16bit(checkpoint, tmp_path, capsys):
     rgba.save(folder / "alpha.png")
     photo(seed=6, mode="L").save(folder / "gray.png")
     wide = np.random.default_rng(7).integers(0, 65536, (32, 48, 3)).astype(np.uint16)
-    import tifffile  # a dependency of uegan: missing, the test fails
-
     tifffile.imwrite(folder / "deep.tif", wide, photometric="rgb")
     out8, out16 = tmp_path / "out8", tmp_path / "out16"
     assert run(capsys, folder, "--checkpoint", checkpoint, "--out", out8)[0] == 0
@@ -269,6 +270,43 @@ def test_photo_metadata_alpha_gray_and_16bit(checkpoint, tmp_path, capsys):
     assert len(np.unique(sixteen % 257)) > 1  # really 16-bit, not 8-bit scaled up
     with Image.open(out16 / "rotated.jpg") as result:  # JPEG stays 8-bit
         assert result.format == "JPEG"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("rawpy") is None
+                    or importlib.util.find_spec("pillow_heif") is None,
+                    reason="the raw and heif extras are not installed: pip install -e '.[raw,heif]'")
+def test_raw_and_heic_inputs_are_written_as_tiff_and_jpeg(checkpoint, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    linear = np.random.default_rng(8).uniform(0.05, 0.6, (32, 48, 3))
+    (folder / "shot.NEF").write_bytes(dng_bytes(linear, orientation=6))  # by extension: LibRaw
+    (folder / "IMG_0002.HEIC").write_bytes(heic_bytes(np.asarray(photo(seed=9)), exif_orientation=6))
+    out = tmp_path / "out"
+    assert run(capsys, folder, "--checkpoint", checkpoint, "--out", out, "--bit-depth", "16")[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == ["IMG_0002.jpg", "shot.tif"]
+    developed = tifffile.imread(out / "shot.tif")
+    assert developed.dtype == np.uint16 and developed.shape == (48, 32, 3)  # upright
+    assert len(np.unique(developed % 257)) > 1  # RAW keeps 16 bits where asked
+    with Image.open(out / "IMG_0002.jpg") as result:
+        assert result.format == "JPEG" and result.size == (40, 56)  # upright, 8-bit
+        assert result.getexif().get(0x0112, 1) == 1
+    code, _ = run(capsys, folder, "--checkpoint", checkpoint, "--out", tmp_path / "png",
+                  "--format", "png")
+    assert code == 0 and sorted(p.name for p in (tmp_path / "png").iterdir()) == [
+        "IMG_0002.png", "shot.png"]
+
+
+def test_a_raw_file_without_the_raw_extra_fails_alone(checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "rawpy", None)  # as if the raw extra were not installed
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photo(seed=10).save(folder / "a.png")
+    (folder / "b.dng").write_bytes(b"II*\0" + bytes(64))
+    code, err = run(capsys, folder, "--checkpoint", checkpoint, "--out", tmp_path / "out")
+    lines = [line for line in err.splitlines() if line.startswith("uegan enhance:")]
+    assert code == 1 and "Traceback" not in err
+    assert len(lines) == 1 and "b.dng" in lines[0] and "pip install 'uegan[raw]'" in lines[0]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
 
 
 def test_torchrun_splits_the_inputs(checkpoint, tmp_path):

@@ -473,3 +473,46 @@ def test_a_source_of_absurd_shape_fails_alone_before_resizing(fake_fivek):
     # the other sources were converted
     assert (out / "train/low/a2251-low.png").is_file() and (out / "test/label/a4501-pair.png").is_file()
     assert not (out / "train/low/a2252-thin.png").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# FiveK's DNG originals: named with the export they need, never read
+# ---------------------------------------------------------------------------------------------
+
+def test_dng_originals_are_named_with_the_export_they_need(fake_fivek, capsys):
+    inputs, expert, out = fake_fivek
+    (inputs / "raw_photos").mkdir()
+    for name in ("a2252-kme_0001.dng", "a4502-_DSC0002.DNG"):
+        (inputs / "raw_photos" / name).write_bytes(b"II*\0not read")  # never opened
+    (expert / "a0003-jmac_0003.dng").write_bytes(b"II*\0not read")
+    (inputs / "IMG_0002.dng").write_bytes(b"II*\0not read")  # no FiveK number: ignored
+    code, printed = prepare(capsys, inputs, expert, out)
+    assert code == 0
+    lines = printed.splitlines()
+    index = lines.index("FiveK DNG originals in --inputs, not used: 2 "
+                        "(a2252-kme_0001.dng, a4502-_DSC0002.DNG)")
+    step = lines[index + 1]
+    assert '"InputAsShotZeroed"' in step and "16-bit ProPhoto RGB TIFF" in step
+    assert "raw extra does not replace this export" in step
+    index = lines.index("FiveK DNG originals in --expert-c, not used: 1 (a0003-jmac_0003.dng)")
+    assert "Expert C" in lines[index + 1] and "16-bit ProPhoto RGB TIFFs" in lines[index + 1]
+    assert ("ignored in --inputs (not named aNNNN-*.png/.jpg/.tif): 3 "
+            "(IMG_0001.png, IMG_0002.dng, notes.txt)") in printed
+    assert not any("a2252" in name or "a0003" in name for name in outputs(out))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "a2252" in manifest["missing"]["inputs"] and "a0003" in manifest["missing"]["expert-c"]
+
+
+def test_a_folder_of_dng_originals_only_is_a_usage_error_naming_the_export(fake_fivek, tmp_path,
+                                                                            capsys):
+    _, expert, out = fake_fivek
+    originals = tmp_path / "raw_photos"
+    originals.mkdir()
+    (originals / "a2251-first.dng").write_bytes(b"II*\0not read")
+    code = main(["prepare-fivek", "--inputs", str(originals), "--expert-c", str(expert),
+                 "--out", str(out), "--workers", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "holds 1 FiveK DNG originals and no exported images" in err[0]
+    assert '"InputAsShotZeroed"' in err[0]
+    assert not out.exists()

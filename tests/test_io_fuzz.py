@@ -1,10 +1,12 @@
 """Damaged files: random truncations and byte flips of valid PNG (8 and 16-bit), JPEG, TIFF
-(8 and 16-bit) and WebP files made here, with a fixed random seed. Every case must end in an
-image or in one of the project's errors (UserError and its subclasses), never another exception.
+(8 and 16-bit), WebP, DNG and HEIC files made here, with a fixed random seed. Every case must end
+in an image or in one of the project's errors (UserError and its subclasses), never another
+exception. The DNG and HEIC cases are skipped, with the reason, only where their extra is missing.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
 
 import numpy as np
@@ -16,11 +18,14 @@ from uegan.errors import UserError
 from uegan.io.photo import read_photo
 from uegan.io.png16 import encode_png16
 from uegan.io.reader import probe_size
+from _formats import dng_bytes, heic_bytes
 
 # Pillow warns about the damage it skips over (tags beyond the file, corrupt EXIF): expected here
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 CASES_PER_FILE = 60
+EXTRA_FILES = {"camera.dng": "raw", "photo.heic": "heif"}  # made only where their extra is installed
+SHAPES = {"camera.dng": (24, 32)}  # LibRaw refuses sensors under 22 photosites a side
 
 
 def _pillow(array: np.ndarray, format: str, **options) -> bytes:
@@ -42,7 +47,12 @@ def valid_files() -> dict[str, bytes]:
     gray16 = rng.integers(0, 65536, (24, 20), dtype=np.uint16)
     exif = Image.Exif()
     exif[0x0112] = 6
-    return {
+    extras = {}
+    if importlib.util.find_spec("rawpy") is not None:
+        extras["camera.dng"] = dng_bytes(rng.uniform(0, 1, (24, 32, 3)))
+    if importlib.util.find_spec("pillow_heif") is not None:
+        extras["photo.heic"] = heic_bytes(rgb8, exif_orientation=6)
+    return extras | {
         "png8.png": _pillow(rgb8, "PNG", exif=exif),
         "png16.png": encode_png16(np.concatenate([rgb16, rgb16[..., :1]], axis=-1), exif=exif.tobytes()),
         "gray16.png": _pillow(gray16, "PNG"),
@@ -66,11 +76,16 @@ def damaged(data: bytes, rng: np.random.Generator) -> bytes:
     return bytes(out)
 
 
-@pytest.mark.parametrize("name", sorted(valid_files()))
+@pytest.mark.parametrize("name", sorted(set(valid_files()) | set(EXTRA_FILES)))
 def test_damaged_files_end_in_an_image_or_a_user_error(tmp_path, name):
-    original = valid_files()[name]
+    files = valid_files()
+    if name not in files:
+        pytest.skip(f"the {EXTRA_FILES[name]} extra is not installed: "
+                    f"pip install -e '.[{EXTRA_FILES[name]}]'")
+    original = files[name]
     (tmp_path / name).write_bytes(original)
-    assert read_photo(tmp_path / name).rgb.shape[:2] in ((24, 20), (20, 24))
+    height, width = SHAPES.get(name, (24, 20))
+    assert read_photo(tmp_path / name).rgb.shape[:2] in ((height, width), (width, height))
     rng = np.random.default_rng(list(name.encode()))
     outcomes = {"image": 0, "error": 0}
     for case in range(CASES_PER_FILE):

@@ -28,7 +28,11 @@ when there is one, judged by its content, not its name (ProPhoto RGB/ROMM is con
 any other profile the reader can apply is converted to sRGB, one it cannot apply is refused);
 untagged 16-bit colour TIFFs are taken as ProPhoto RGB and other untagged files as sRGB.
 Strips (an aspect ratio over :data:`uegan.io.budget.MAX_ASPECT_RATIO`) are refused before
-resizing.
+resizing. FiveK's camera originals (``aNNNN-*.dng``) are not sources: the published split was
+made from Lightroom exports of them, so they are named in the report with the export they need
+(:data:`EXPORT_STEPS`). Developing them with the ``raw`` extra would not give the published
+split: LibRaw's rendering (demosaicing, colour matrix, no Adobe camera profile) differs from
+Lightroom's.
 Outputs are 8-bit sRGB PNG named after the source (test and validation pairs both after the
 input's name, so that evaluation pairs them by name).
 
@@ -93,6 +97,20 @@ DEFAULT_VAL_COUNT = 50
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "uegan-fivek-split/1"
 SOURCE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff"})
+ORIGINAL_EXTENSIONS = frozenset({".dng"})  # the camera originals FiveK distributes
+# what to do with the DNG originals found in each folder (the report says it)
+EXPORT_STEPS = {
+    "inputs": ("export each from the data set's Lightroom catalogue as the published inputs were "
+               "made, the \"InputAsShotZeroed\" version (as-shot white balance, every setting "
+               "zeroed), as 16-bit ProPhoto RGB TIFF (or 8-bit sRGB PNG/JPEG), keeping the "
+               "aNNNN- names"),
+    "expert-c": ("Expert C's retouches are Lightroom settings on these originals: use the 16-bit "
+                 "ProPhoto RGB TIFFs of Expert C that FiveK distributes, or export Expert C's "
+                 "version of each from the data set's Lightroom catalogue in that form, keeping "
+                 "the aNNNN- names"),
+}
+NOT_DEVELOPED = ("uegan's raw extra does not replace this export: LibRaw develops a DNG "
+                 "differently from Lightroom, so the split would not be the published one")
 OUTPUT_FOLDERS = ("train/high", "train/low", "test/low", "test/label", "val/low", "val/label")
 RESAMPLE = "lanczos"
 
@@ -199,6 +217,7 @@ class FolderScan:
     by_id: dict[int, Path] = field(default_factory=dict)
     unrecognised: list[Path] = field(default_factory=list)
     duplicates: dict[int, list[Path]] = field(default_factory=dict)
+    originals: list[Path] = field(default_factory=list)  # aNNNN-*.dng: need exporting first
 
 
 def scan_folder(folder: str | Path, label: str) -> FolderScan:
@@ -212,7 +231,9 @@ def scan_folder(folder: str | Path, label: str) -> FolderScan:
         if any(part.startswith(".") for part in relative.parts):
             continue
         number = fivek_id(path)
-        if number is None or path.suffix.lower() not in SOURCE_EXTENSIONS:
+        if number is not None and path.suffix.lower() in ORIGINAL_EXTENSIONS:
+            scan.originals.append(path)
+        elif number is None or path.suffix.lower() not in SOURCE_EXTENSIONS:
             scan.unrecognised.append(path)
         else:
             found.setdefault(number, []).append(path)

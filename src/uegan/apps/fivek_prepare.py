@@ -93,6 +93,7 @@ class PrepareReport:
     conflicts: list[str]                   # outputs that exist but do not match the manifest
     missing: dict[str, list[int]]          # "inputs" / "expert-c" -> FiveK ids
     unrecognised: dict[str, list[str]]     # folder label -> file names
+    originals: dict[str, list[str]]        # folder label -> FiveK DNG originals (need exporting)
     duplicates: dict[str, dict[str, list[str]]]
     unused: dict[str, int]                 # files present but not part of the split (by design)
     stale: list[str]                       # files in the output folders that are not in the split
@@ -289,6 +290,7 @@ def build_report(sources: Sources, outputs: Outputs, missing: dict[str, list[int
         failed=dict(sorted(outputs.failed.items())), conflicts=sorted(outputs.conflicts),
         missing={k: sorted(v) for k, v in missing.items()},
         unrecognised={name: [p.name for p in scan.unrecognised] for name, scan in scans.items()},
+        originals={name: [p.name for p in scan.originals] for name, scan in scans.items()},
         duplicates={name: {id_name(k): [p.name for p in v] for k, v in scan.duplicates.items()}
                     for name, scan in scans.items()},
         unused={"inputs": _unused(sources.inputs, [*LOW_IDS, *TEST_IDS]),

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from uegan.apps.fivek import (HIGH_IDS, LOW_IDS, TEST_IDS, FolderScan, fivek_id, prepare_image,
-                              scan_folder)
+from uegan.apps.fivek import (EXPORT_STEPS, HIGH_IDS, LOW_IDS, TEST_IDS, FolderScan, fivek_id,
+                              prepare_image, scan_folder)
 from uegan.apps.fivek_manifest import sha256_bytes, source_entry
 from uegan.errors import UserError
 from uegan.io.files import atomic_path
@@ -62,8 +62,12 @@ def scan_sources(inputs: str | Path, expert_c: str | Path, out: Path) -> Sources
     """Both source folders scanned, after checking that they are usable."""
     sources = Sources(scan_folder(inputs, "--inputs"), scan_folder(expert_c, "--expert-c"))
     check_folders(sources.inputs.root, sources.expert.root, out)
-    for scan, label in ((sources.inputs, "--inputs"), (sources.expert, "--expert-c")):
+    for scan, source_set in ((sources.inputs, "inputs"), (sources.expert, "expert-c")):
         if not scan.by_id and not scan.duplicates:
+            label = f"--{source_set}"
+            if scan.originals:
+                raise UserError(f"{label} folder {scan.root} holds {len(scan.originals)} FiveK DNG "
+                                f"originals and no exported images: {EXPORT_STEPS[source_set]}")
             raise UserError(f"{label} folder {scan.root} holds no FiveK files named aNNNN-*.png/"
                             f".jpg/.tif (found {len(scan.unrecognised)} other files)")
     return sources

@@ -40,6 +40,7 @@ from uegan.io.files import remove_stale_temporaries
 from uegan.io.listing import is_image_path, list_images
 from uegan.io.photo import (DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS, PhotoError,
                             normalise_format)
+from uegan.io.writer import default_output_format
 from uegan.progress import Progress
 from uegan.runtime import DEVICE_CHOICES, PRECISIONS, configure_threads
 
@@ -59,7 +60,8 @@ def register(subparsers) -> None:
 
     parser = subparsers.add_parser(
         "enhance", help="enhance photos with a trained generator",
-        description="Enhance photos (PNG, JPEG, TIFF, WebP, BMP) with a UEGAN generator. "
+        description="Enhance photos (PNG, JPEG, TIFF, WebP, BMP; HEIC and camera RAW such as "
+                    "DNG, CR2, NEF, ARW with the heif and raw extras) with a UEGAN generator. "
                     "The checkpoint may be a published UEGAN .pth, a training checkpoint of this "
                     "project or an exported generator; its format is detected.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -68,7 +70,9 @@ def register(subparsers) -> None:
     parser.add_argument("--out", "-o", required=True, type=Path,
                         help="output folder (folder inputs keep their sub-folders)")
     parser.add_argument("--format", choices=sorted(OUTPUT_FORMATS) + ["jpg", "tif"],
-                        help="output format (default: the input's)")
+                        help="output format (default: the input's; camera RAW inputs give "
+                             "TIFF, with --bit-depth 16 at their full precision, and HEIC/HEIF "
+                             "inputs JPEG: uegan reads those formats but does not write them)")
     parser.add_argument("--quality", type=int, default=DEFAULT_QUALITY,
                         help=f"JPEG / WebP quality, 1-100 (default {DEFAULT_QUALITY})")
     parser.add_argument("--bit-depth", type=int, choices=(8, 16), default=8,
@@ -201,8 +205,9 @@ def plan_outputs(jobs: list[Job], out: Path, format: str | None
     sources = {_real(job.source) for job in jobs}
     for job in sorted(jobs, key=lambda j: (j.relative.as_posix(), str(j.source))):
         relative = job.relative
-        if format is not None:
-            relative = relative.with_suffix(OUTPUT_FORMATS[format][1])
+        chosen = format or default_output_format(relative)  # RAW and HEIC are not written
+        if chosen is not None:
+            relative = relative.with_suffix(OUTPUT_FORMATS[chosen][1])
         elif not is_image_path(relative):
             relative = relative.with_suffix(relative.suffix + ".png")
         output = out / relative

@@ -8,7 +8,7 @@ import sys
 
 from tqdm import tqdm
 
-from uegan.apps.fivek import DEFAULT_VAL_COUNT, MANIFEST_NAME
+from uegan.apps.fivek import DEFAULT_VAL_COUNT, EXPORT_STEPS, MANIFEST_NAME, NOT_DEVELOPED
 from uegan.apps.fivek_prepare import PrepareReport, format_ids, prepare_fivek
 
 EPILOG = f"""\
@@ -23,6 +23,8 @@ Output folders (8-bit sRGB PNG):
 
 Test images are resized to a short edge of 512 and centre-cropped to 512x512. 16-bit TIFFs
 in ProPhoto RGB (as FiveK distributes them) are converted to sRGB (Bradford D50->D65).
+FiveK's DNG camera originals are not read: the report names them and the Lightroom export
+they need (InputAsShotZeroed for the inputs, Expert C's version for --expert-c).
 Running the command again recomputes and rewrites nothing that is up to date. Earlier outputs
 are removed only when the split no longer holds them (a smaller --val-count, a renamed source);
 an earlier output whose source is missing or ambiguous is kept, and the source is named.
@@ -90,6 +92,11 @@ def print_report(report: PrepareReport, allow_missing: bool) -> None:
         if report.duplicates[source_set]:
             print(f"ambiguous in {label} (several files for one id, none used): "
                   + "; ".join(f"{k}: {', '.join(v)}" for k, v in list(report.duplicates[source_set].items())[:5]))
+        if report.originals[source_set]:
+            names = report.originals[source_set]
+            print(f"FiveK DNG originals in {label}, not used: {len(names)} "
+                  f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})")
+            print(f"  they need exporting first: {EXPORT_STEPS[source_set]}; {NOT_DEVELOPED}")
         if report.unrecognised[source_set]:
             names = report.unrecognised[source_set]
             print(f"ignored in {label} (not named aNNNN-*.png/.jpg/.tif): {len(names)} "

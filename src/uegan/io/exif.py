@@ -61,3 +61,21 @@ def exif_to_keep(image: Image.Image) -> bytes | None:
     except Exception as error:  # a broken EXIF block is no reason to drop the photo
         log.debug("ignoring unreadable EXIF data (%s)", error)
         return None
+
+
+def exif_block_to_keep(block: bytes | None) -> bytes | None:
+    """An EXIF block found outside Pillow (HEIF), to write back with its orientation reset to 1;
+    None when there is none or it cannot be read."""
+    if not block:
+        return None
+    try:
+        exif = Image.Exif()
+        exif.load(block)
+        if not len(exif):
+            return None
+        if ORIENTATION_TAG in exif:
+            exif[ORIENTATION_TAG] = 1
+        return exif.tobytes()
+    except Exception as error:  # a broken EXIF block is no reason to drop the photo
+        log.debug("ignoring unreadable EXIF data (%s)", error)
+        return None

@@ -13,11 +13,17 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from uegan.errors import UserError
+from uegan.io.heif import HEIF_EXTENSIONS
+from uegan.io.raw import RAW_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
+# HEIC and camera RAW files are listed whether or not their extra is installed: without it the
+# reader refuses each one with the install command, as it refuses any file it cannot read
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"})
+    {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}) | HEIF_EXTENSIONS | RAW_EXTENSIONS
+LOOKED_FOR = (".png, .jpg, .jpeg, .tif, .tiff, .webp, .bmp, .heic, .heif, .hif and camera RAW "
+              "(.dng, .cr2, .cr3, .nef, .arw, ...)")
 
 
 def is_image_path(path: Path) -> bool:
@@ -97,7 +103,7 @@ def find_images(folder: str | Path, exclude: Iterable[Path] = ()) -> list[Path]:
         raise UserError(f"{root}: not a folder")
     found = list_images(root, exclude)
     if not found:
-        raise UserError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+        raise UserError(f"{root}: no images found (looked for {LOOKED_FOR})")
     return found
 
 

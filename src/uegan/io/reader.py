@@ -14,6 +14,11 @@ precision), with
 
 :func:`load_rgb8` is the same reading, quantised to 8 bits (the form training and evaluation
 use), so that a model sees at training time what it sees when enhancing.
+
+Two more kinds of file are read here, each through an optional extra (without it, one error
+naming the file and the ``pip install`` that adds it): camera RAW files, by extension, developed
+by :mod:`uegan.io.raw` (16-bit sRGB), and HEIC/HEIF images, by content, decoded by
+:mod:`uegan.io.heif` and then colour-managed like the others.
 """
 
 from __future__ import annotations
@@ -34,10 +39,13 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 from uegan.io.budget import DEFAULT_MAX_PIXELS, ReadBudget, inflate_bounded
 from uegan.io.errors import PhotoError
 from uegan.io.exif import TRANSPOSED, apply_orientation, exif_to_keep, orientation
+from uegan.io.heif import heif_size, is_heif, read_heif
 from uegan.io.color import prophoto_to_srgb
 from uegan.io.icc import (describe, is_prophoto, is_srgb_profile, lcms_to_srgb, matrix_trc,
                           matrix_trc_to_srgb)
 from uegan.io.png16 import png_header, read_png16
+from uegan.io.raw import DESCRIPTION as RAW_DESCRIPTION, is_raw_path, raw_size, read_raw
+from uegan.io.source import check_file, head, read_file
 from uegan.io.quantize import quantize, to_8bit, to_16bit, to_unit
 
 log = logging.getLogger(__name__)
@@ -66,7 +74,7 @@ class Photo:
     rgb: np.ndarray
     alpha: np.ndarray | None
     bit_depth: int
-    format: str  # one of uegan.io.writer.OUTPUT_FORMATS
+    format: str  # a key of uegan.io.writer.OUTPUT_FORMATS: the file's own; tiff (RAW), jpeg (HEIF)
     exif: bytes | None = None
     grayscale: bool = False
     converted_from: str | None = None
@@ -86,43 +94,6 @@ class _Pixels:
     colour: np.ndarray
     alpha: np.ndarray | None
     cmyk: bool = False
-
-
-def check_file(path: Path, budget: ReadBudget) -> None:
-    """A PhotoError naming the problem unless ``path`` is a non-empty file within the budget."""
-    try:
-        size = path.stat().st_size
-    except PermissionError as error:
-        raise PhotoError(f"{path}: cannot read (permission denied)") from error
-    except OSError as error:
-        raise PhotoError(f"{path}: cannot read ({error.strerror or error})") from error
-    if not path.is_file():
-        raise PhotoError(f"{path}: not a file")
-    if size == 0:
-        raise PhotoError(f"{path}: empty file (0 bytes)")
-    budget.check_file_size(path, size)
-
-
-def read_file(path: Path, budget: ReadBudget) -> bytes:
-    """The bytes of an image file, checked first; a PhotoError naming the problem."""
-    check_file(path, budget)
-    try:
-        return path.read_bytes()
-    except PermissionError as error:
-        raise PhotoError(f"{path}: cannot read (permission denied)") from error
-    except OSError as error:
-        raise PhotoError(f"{path}: cannot read ({error.strerror or error})") from error
-
-
-def _head(path: Path, data: bytes | None, size: int = 64) -> bytes:
-    """The first bytes of the file (its header)."""
-    if data is not None:
-        return data[:size]
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(size)
-    except OSError as error:
-        raise PhotoError(f"{path}: cannot read ({error.strerror or error})") from error
 
 
 def open_image(path: Path, data: bytes | None, budget: ReadBudget) -> Image.Image:
@@ -150,8 +121,8 @@ def open_image(path: Path, data: bytes | None, budget: ReadBudget) -> Image.Imag
         width, height = image.size
         if image.format not in PIL_FORMATS:
             raise PhotoError(f"{path}: unsupported format {image.format} "
-                             f"(supported: PNG, JPEG, TIFF, WebP, BMP)")
-        bytes_per_sample = 2 if _is_16bit(image, _head(path, data)) else 1
+                             f"(supported: PNG, JPEG, TIFF, WebP, BMP, HEIC, camera RAW)")
+        bytes_per_sample = 2 if _is_16bit(image, head(path, data)) else 1
         budget.check_pixels(path, width, height,
                             max(3, len(image.getbands())) * bytes_per_sample)
         if width < 1 or height < 1:
@@ -162,9 +133,9 @@ def open_image(path: Path, data: bytes | None, budget: ReadBudget) -> Image.Imag
     return image
 
 
-def _is_16bit(image: Image.Image, head: bytes) -> bool:
+def _is_16bit(image: Image.Image, first_bytes: bytes) -> bool:
     if image.format == "PNG":
-        header = png_header(head)
+        header = png_header(first_bytes)
         return header is not None and header[2] == 16
     if image.format == "TIFF":
         bits = image.tag_v2.get(258, (8,))
@@ -299,6 +270,14 @@ def read_photo(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS, *,
     budget = budget if budget is not None else ReadBudget(max_pixels=max_pixels)
     if data is not None:
         budget.check_file_size(path, len(data))
+    kind = _kind(path, data)
+    if kind == "raw":
+        if data is None:
+            check_file(path, budget)
+        return Photo(rgb=read_raw(path, data, budget), alpha=None, bit_depth=16, format="tiff",
+                     converted_from=RAW_DESCRIPTION, profile="converted")
+    if kind == "heif":
+        return _heif_photo(path, data or read_file(path, budget), budget)
     image = open_image(path, data, budget)
     try:
         pil_format = image.format
@@ -307,7 +286,7 @@ def read_photo(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS, *,
         exif = exif_to_keep(image)
         if getattr(image, "n_frames", 1) > 1:
             log.info("%s: %d frames; reading the first", path, image.n_frames)
-        sixteen = _is_16bit(image, _head(path, data))
+        sixteen = _is_16bit(image, head(path, data))
         if sixteen and pil_format == "PNG":
             pixels = _split(read_png16(data or read_file(path, budget), path, budget), path)
         elif sixteen and pil_format == "TIFF":
@@ -327,6 +306,27 @@ def read_photo(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS, *,
         image.close()
     return _photo(pixels, colour, turn, 16 if sixteen else 8, PIL_FORMATS[pil_format], exif,
                   converted, status, icc)
+
+
+def _kind(path: Path, data: bytes | None) -> str | None:
+    """"raw" (by extension), "heif" (by content), or None for the files Pillow opens."""
+    if is_raw_path(path):
+        return "raw"
+    try:
+        return "heif" if is_heif(head(path, data)) else None
+    except PhotoError:  # unreadable: open_image names the problem
+        return None
+
+
+def _heif_photo(path: Path, data: bytes, budget: ReadBudget) -> Photo:
+    decoded = read_heif(path, data, budget)
+    pixels = _split(decoded.samples, path)
+    try:
+        colour, status, converted = _to_srgb(pixels, decoded.icc, path)
+    except DECODE_ERRORS as error:
+        raise PhotoError(f"{path}: cannot convert its colours ({error})") from error
+    return _photo(pixels, colour, 1, 16 if pixels.colour.dtype == np.uint16 else 8, "jpeg",
+                  decoded.exif, converted, status, decoded.icc)
 
 
 def _photo(pixels: _Pixels, colour: np.ndarray, turn: int, bit_depth: int, format: str,
@@ -369,6 +369,12 @@ def probe_size(path: str | Path, budget: ReadBudget | None = None) -> tuple[int,
     """
     path = Path(path)
     budget = budget if budget is not None else ReadBudget()
+    kind = _kind(path, None)
+    if kind == "raw":
+        check_file(path, budget)
+        return raw_size(path, None, budget)
+    if kind == "heif":
+        return heif_size(path, read_file(path, budget), budget)
     with open_image(path, None, budget) as image:
         width, height = image.size
         turn = orientation(image)

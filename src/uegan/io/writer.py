@@ -17,8 +17,10 @@ from PIL import Image
 from uegan.errors import UserError
 from uegan.io.color import SRGB_PROFILE
 from uegan.io.files import real_path
+from uegan.io.heif import HEIF_EXTENSIONS
 from uegan.io.png16 import write_png16
 from uegan.io.quantize import to_8bit, to_16bit
+from uegan.io.raw import RAW_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,11 @@ OUTPUT_FORMATS: dict[str, tuple[str, str, bool, bool]] = {
     "bmp": ("BMP", ".bmp", False, True),
 }
 FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff", "mpo": "jpeg"}
+# formats that are read but never written -> the output format written for them by default:
+# TIFF for camera RAW (lossless; 16 bits with --bit-depth 16), JPEG for HEIC (lossy like HEIC,
+# and opened everywhere)
+RAW_OUTPUT_FORMAT = "tiff"
+HEIF_OUTPUT_FORMAT = "jpeg"
 
 
 def normalise_format(name: str) -> str:
@@ -40,8 +47,22 @@ def normalise_format(name: str) -> str:
     key = name.lower().lstrip(".")
     key = FORMAT_ALIASES.get(key, key)
     if key not in OUTPUT_FORMATS:
-        raise UserError(f"unknown image format {name!r}; use one of {', '.join(OUTPUT_FORMATS)}")
+        read_only = f".{key}" in RAW_EXTENSIONS | HEIF_EXTENSIONS or key in ("raw", "heic", "heif")
+        hint = " (camera RAW and HEIC are read, never written)" if read_only else ""
+        raise UserError(f"unknown image format {name!r}{hint}; use one of "
+                        f"{', '.join(OUTPUT_FORMATS)}")
     return key
+
+
+def default_output_format(path: Path) -> str | None:
+    """The format an enhanced copy of ``path`` is written in when none is asked for: None where
+    it is written in its own format (the suffix says it), TIFF for camera RAW, JPEG for HEIC/HEIF."""
+    suffix = path.suffix.lower()
+    if suffix in RAW_EXTENSIONS:
+        return RAW_OUTPUT_FORMAT
+    if suffix in HEIF_EXTENSIONS:
+        return HEIF_OUTPUT_FORMAT
+    return None
 
 
 def _write16(path: Path, format: str, rgb: np.ndarray, alpha: np.ndarray | None,
