@@ -23,7 +23,7 @@ LAYERS: dict[str, int] = {
     "runtime": 1, "io": 1, "metrics": 1, "progress": 1,
     "models": 2, "nima": 2,
     "losses": 3, "weights": 3, "variants": 3,
-    "checkpoints": 4,
+    "checkpoints": 4, "model_card": 4, "pretrained": 4,
     "export": 5, "inference": 5, "evaluation": 5,
     "training": 6,
     "apps": 7,

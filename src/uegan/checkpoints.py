@@ -4,7 +4,11 @@
   or a bare published generator state dict;
 - a training checkpoint of this project (``format: "uegan-train"``, written by the trainer);
 - an exported generator of this project: a safetensors file whose metadata holds the format,
-  its version, the variant and the generator configuration.
+  its version, the variant, the generator configuration and the model card's facts
+  (:mod:`uegan.model_card`).
+
+:func:`load_generator` reads the generator of any of them; :func:`load_weights` also the
+discriminator, when the file holds one (``uegan train --init-from``).
 
 The format is detected from the file, never asked for. Files are untrusted input: ``.pth`` files
 are read with ``weights_only=True`` (no loader ever unpickles arbitrary objects), and the tensor
@@ -19,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,7 @@ from torch import nn
 
 from uegan.errors import UserError
 from uegan.io.files import atomic_path
+from uegan.model_card import ModelCard, card_from_training_checkpoint
 from uegan.models.discriminator import Discriminator, DiscriminatorConfig
 from uegan.models.generator import Generator, GeneratorConfig
 from uegan.models.published import (discriminator_from_published, generator_from_published,
@@ -51,21 +56,36 @@ class LoadedGenerator:
     generator: Generator
     variant: str | None
     source_format: str  # "published", "train" or "export"
+    card: ModelCard = field(default_factory=ModelCard)  # what the file says about the weights
+
+
+@dataclass
+class LoadedWeights:
+    """The generator of a file and, when the file holds one (a training checkpoint or a published
+    checkpoint with ``D_net``), the discriminator's configuration and weights (shapes checked)."""
+
+    generator: LoadedGenerator
+    discriminator_config: DiscriminatorConfig | None = None
+    discriminator_state: dict[str, torch.Tensor] | None = None
 
 
 def generator_config_from_dict(values: Any, source: str) -> GeneratorConfig:
     """A :class:`GeneratorConfig` from a file's stored fields; a UserError if they are not one."""
+    return _config_from_dict(GeneratorConfig, values, "generator", source)
+
+
+def _config_from_dict(kind: type, values: Any, what: str, source: str) -> Any:
     if not isinstance(values, Mapping) or not all(isinstance(key, str) for key in values):
-        raise UserError(f"{source}: the generator configuration is not a mapping of field names")
-    known = {f.name for f in fields(GeneratorConfig)}
+        raise UserError(f"{source}: the {what} configuration is not a mapping of field names")
+    known = {f.name for f in fields(kind)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise UserError(f"{source}: generator configuration has unknown fields {unknown}; "
+        raise UserError(f"{source}: {what} configuration has unknown fields {unknown}; "
                         f"was it written by a newer uegan?")
     try:
-        return GeneratorConfig(**values)
+        return kind(**values)
     except (TypeError, ValueError) as error:
-        raise UserError(f"{source}: invalid generator configuration ({error})") from None
+        raise UserError(f"{source}: invalid {what} configuration ({error})") from None
 
 
 def state_shapes(build: Callable[[], nn.Module]) -> dict[str, tuple[int, ...]]:
@@ -122,8 +142,8 @@ def _build_generator(config: GeneratorConfig, state: Mapping[str, torch.Tensor],
 
 
 def save_generator(path: str | Path, generator: Generator, variant: str | None,
-                   overwrite: bool = False) -> Path:
-    """Write ``generator`` as safetensors with its metadata, atomically."""
+                   overwrite: bool = False, card: ModelCard | None = None) -> Path:
+    """Write ``generator`` as safetensors with its metadata (and ``card``'s facts), atomically."""
     metadata = {
         "format": GENERATOR_FORMAT,
         "format_version": str(GENERATOR_FORMAT_VERSION),
@@ -131,6 +151,8 @@ def save_generator(path: str | Path, generator: Generator, variant: str | None,
         "conv_dim": str(generator.config.conv_dim),
         "generator_config": json.dumps(generator.config.to_dict()),
     }
+    if card is not None:
+        metadata["card"] = json.dumps(card.to_dict())
     state = {k: v.detach().contiguous().cpu() for k, v in generator.state_dict().items()}
     with atomic_path(path, overwrite=overwrite) as temporary:
         save_file(state, str(temporary), metadata=metadata)
@@ -172,11 +194,24 @@ def _load_export(path: Path) -> LoadedGenerator:
             check_state_shapes(state_shapes(lambda: Generator(config)), stored, "generator",
                                source)
             state = {key: handle.get_tensor(key) for key in handle.keys()}
-            variant = (handle.metadata() or {}).get("variant") or None
+            metadata = handle.metadata() or {}
     except SafetensorError as error:
         raise UserError(f"{source}: a truncated or corrupt safetensors file ({error}); export "
                         f"the generator again") from None
-    return LoadedGenerator(_build_generator(config, state, source), variant, "export")
+    variant = metadata.get("variant") or None
+    return LoadedGenerator(_build_generator(config, state, source), variant, "export",
+                           _stored_card(metadata.get("card"), variant, source))
+
+
+def _stored_card(text: str | None, variant: str | None, source: str) -> ModelCard:
+    """The card's facts an export stores (none in exports written before cards)."""
+    try:
+        card = ModelCard.from_dict(json.loads(text)) if text else ModelCard()
+    except ValueError:  # broken facts are not broken weights
+        card = ModelCard()
+    card.variant = variant
+    card.source = card.source or f"uegan export {source}"
+    return card
 
 
 def read_torch_file(path: str | Path) -> Any:
@@ -196,7 +231,8 @@ def _generator_from_dict(data: dict[Any, Any], path: Path) -> LoadedGenerator:
         state = _tensor_state(data.get("G"), "generator", source)
         variant = data.get("variant")
         return LoadedGenerator(_build_generator(config, strip_parallel_prefix(state), source),
-                               variant if isinstance(variant, str) else None, "train")
+                               variant if isinstance(variant, str) else None, "train",
+                               card_from_training_checkpoint(data, source))
     published = data.get("G_net", data)
     if isinstance(published, dict) and any(str(k).endswith("enc1.main.1.weight") for k in published):
         state = _tensor_state(published, "generator", source)
@@ -204,8 +240,11 @@ def _generator_from_dict(data: dict[Any, Any], path: Path) -> LoadedGenerator:
             config, state = generator_from_published(state, source)
         except ValueError as error:  # shapes that give no valid configuration
             raise UserError(f"{source}: not a UEGAN generator ({error})") from None
+        epoch = data.get("epoch")
+        card = ModelCard(variant_for(config), f"published-format checkpoint {source}"
+                         + (f" (epoch {epoch})" if isinstance(epoch, (int, float)) else ""))
         return LoadedGenerator(_build_generator(config, state, source), variant_for(config),
-                               "published")
+                               "published", card)
     raise UserError(f"{source}: not a UEGAN checkpoint (expected a published checkpoint with "
                     f"'G_net', a uegan training checkpoint or a uegan generator export)")
 
@@ -226,24 +265,57 @@ def check_readable_file(path: Path, what: str = "checkpoint") -> None:
                         f"permissions") from None
 
 
+def _load(path: Path) -> tuple[LoadedGenerator, dict[Any, Any] | None]:
+    """The generator of any supported file, and the file's dict when it is a ``.pth``."""
+    check_readable_file(path)
+    if _is_safetensors(path):
+        return _load_export(path), None
+    if path.suffix == ".safetensors":
+        raise UserError(f"{path}: a truncated or corrupt safetensors file (no valid header); "
+                        f"export the generator again")
+    data = read_torch_file(path)
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: not a UEGAN checkpoint (a {data.__class__.__name__}, "
+                        f"not a dict)")
+    return _generator_from_dict(data, path), data
+
+
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> LoadedGenerator:
     """Load a generator from any supported file, in eval mode, on ``device``."""
     path = Path(path).expanduser()
-    check_readable_file(path)
-    if _is_safetensors(path):
-        loaded = _load_export(path)
-    elif path.suffix == ".safetensors":
-        raise UserError(f"{path}: a truncated or corrupt safetensors file (no valid header); "
-                        f"export the generator again")
-    else:
-        data = read_torch_file(path)
-        if not isinstance(data, dict):
-            raise UserError(f"{path}: not a UEGAN checkpoint (a {data.__class__.__name__}, "
-                            f"not a dict)")
-        loaded = _generator_from_dict(data, path)
+    loaded, _ = _load(path)
     loaded.generator.to(device)
     log.debug("loaded %s generator from %s (variant %s)", loaded.source_format, path, loaded.variant)
     return loaded
+
+
+def _discriminator_of(data: dict[Any, Any], source: str
+                      ) -> tuple[DiscriminatorConfig, dict[str, torch.Tensor]] | None:
+    """The discriminator a training or published checkpoint holds (None if it holds none)."""
+    if data.get("format") == TRAIN_FORMAT and "D" in data:
+        config = _config_from_dict(DiscriminatorConfig, data.get("discriminator_config"),
+                                   "discriminator", source)
+        state = strip_parallel_prefix(_tensor_state(data["D"], "discriminator", source))
+    elif data.get("format") != TRAIN_FORMAT and isinstance(data.get("D_net"), Mapping):
+        try:
+            config, state = discriminator_from_published(
+                _tensor_state(data["D_net"], "discriminator", source), source)
+        except ValueError as error:
+            raise UserError(f"{source}: not a UEGAN discriminator ({error})") from None
+    else:
+        return None
+    check_state_shapes(state_shapes(lambda: Discriminator(config)), _shapes_of(state),
+                       "discriminator", source)
+    return config, state
+
+
+def load_weights(path: str | Path) -> LoadedWeights:
+    """G and, when the file holds one, D of any supported file (on the CPU): what a training
+    run started from these weights loads (an export holds G only)."""
+    path = Path(path).expanduser()
+    loaded, data = _load(path)
+    found = _discriminator_of(data, str(path)) if data is not None else None
+    return LoadedWeights(loaded, *(found if found is not None else (None, None)))
 
 
 @dataclass

@@ -43,7 +43,7 @@ STUDY_FILE = "study.json"
 SEEDS_FIGURE = "seeds.png"
 # uegan train flags a study passes on (command-line name -> TrainConfig field)
 TRAIN_FLAGS = ("low", "high", "val_low", "val_label", "epochs", "steps", "batch_size", "device",
-               "precision", "vgg_weights", "num_workers", "nima_weights")
+               "precision", "vgg_weights", "num_workers", "nima_weights", "init_from")
 
 
 # ------------------------------------------------------------------------------- running

@@ -22,7 +22,8 @@ DEFAULTS = TrainConfig()  # the published FiveK settings: what --help calls the 
 # command-line flag -> configuration field (values left at None are not overrides)
 FLAG_FIELDS = ("variant", "low", "high", "val_low", "val_label", "out", "epochs", "steps",
                "save_every", "device", "seed", "precision", "vgg_weights", "batch_size",
-               "num_workers", "nima_weights", "keep_last", "fast_step", "compile", "threads")
+               "num_workers", "nima_weights", "keep_last", "fast_step", "compile", "threads",
+               "init_from")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -81,6 +82,11 @@ def add_training_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--vgg-weights", metavar="PATH",
                        help="VGG19 ImageNet weights (vgg19-dcbb9e9d.pth) for the fidelity loss; "
                             "default: the torch hub cache; 'random' for random weights (tests only)")
+    group.add_argument("--init-from", metavar="CHECKPOINT",
+                       help="fine-tune: start G, and D when the file holds one, from these weights "
+                            "(a published .pth, a training checkpoint or an export); the step "
+                            "count, optimisers and schedule start fresh. With --resume, a "
+                            "checkpoint in RUN_DIR wins")
     group.add_argument("--epochs", type=int, metavar="N", help=f"epochs (default {DEFAULTS.epochs})")
     group.add_argument("--steps", type=int, metavar="N",
                        help="stop after N optimiser steps in total (overrides --epochs)")

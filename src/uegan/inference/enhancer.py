@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from uegan.checkpoints import load_generator
+from uegan.model_card import ModelCard
 from uegan.errors import UserError
 from uegan.inference.acceleration import InferenceAcceleration, prepare_generator_for_inference
 from uegan.inference.padding import pad_reflect, padded_size
@@ -43,6 +44,7 @@ from uegan.io.reader import photo_from_image
 from uegan.models import tiling
 from uegan.models.generator import DIVISOR, Generator
 from uegan.models.tiling import DEFAULT_TILE
+from uegan.pretrained import load_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,8 @@ class Enhancer:
         self.variant = variant
         self.source_format = source_format
         self._tiling_ok: bool | None = None  # checked once, when a tiled forward is first needed
+        self.card: str | None = None                # the model card (from_pretrained)
+        self.card_facts: ModelCard | None = None
 
     @classmethod
     def load(cls, checkpoint: str | Path, device: str | torch.device = "cpu",
@@ -136,6 +140,26 @@ class Enhancer:
         loaded = load_generator(checkpoint, device)
         return cls(loaded.generator, device, variant=loaded.variant,
                    source_format=loaded.source_format, **options)
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id: str | Path, device: str | torch.device = "cpu", *,
+                        revision: str | None = None, cache_dir: str | Path | None = None,
+                        **options: Any) -> "Enhancer":
+        """An enhancer from a pretrained folder (``model.safetensors`` + ``config.json`` +
+        ``README.md``, as ``uegan export CKPT --folder DIR`` writes it), a run folder, any
+        checkpoint file, or a Hugging Face Hub id ``owner/name`` (needs ``huggingface_hub``;
+        ``HF_HUB_OFFLINE=1``: its cache only). ``enhancer.card``: the model card's text (None
+        when there is none); ``enhancer.card_facts``: its facts
+        (:class:`uegan.model_card.ModelCard`).
+
+            enhancer = Enhancer.from_pretrained("uegan-fivek/")
+            print(enhancer.card)
+        """
+        found = load_pretrained(path_or_repo_id, device, revision=revision, cache_dir=cache_dir)
+        enhancer = cls(found.loaded.generator, device, variant=found.loaded.variant,
+                       source_format=found.loaded.source_format, **options)
+        enhancer.card, enhancer.card_facts = found.card_text, found.loaded.card
+        return enhancer
 
     # -- the generator on [0, 1] images ----------------------------------------------------------
 

@@ -51,6 +51,8 @@ class TrainConfig:
     d_conv_dim: int = 32              # discriminator width
     init_gain: float = 0.02           # orthogonal init gain (published)
     vgg_weights: str | None = None    # VGG19 ImageNet file; "random" only when asked for
+    init_from: str | None = None      # start G (and D, when the file holds one) from these
+                                      # weights; steps, optimisers and schedule start fresh
 
     # augmentation: random crop, resize, flips
     crop_size: int = 512

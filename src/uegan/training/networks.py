@@ -1,6 +1,7 @@
 """What a training run trains, built from its configuration: G and D (orthogonally
-initialised), the fidelity loss, the step options applied to them, the two Adam optimisers,
-the loss weights, the mixed precision and the image pool."""
+initialised, then, with ``--init-from``, loaded from the given weights), the fidelity loss, the
+step options applied to them, the two Adam optimisers, the loss weights, the mixed precision and
+the image pool."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from uegan.models.init import init_orthogonal
 from uegan.models.vgg import VGG19Features
 from uegan.training.config import TrainConfig
 from uegan.training.distributed import DistContext
+from uegan.training.init_from import InitialWeights, apply_initial_weights
 from uegan.training.step import (ImagePool, LossWeights, MixedPrecision, NoFidelity,
                                  OptimizerSettings, StepOptions, apply_step_options,
                                  make_optimizers, mixed_precision)
@@ -55,16 +57,20 @@ def shared_vgg19(weights: str | None, dist: DistContext) -> VGG19Features:
 
 
 def build_networks(config: TrainConfig, variant: Variant, dist: DistContext,
-                   vgg: VGG19Features | None = None) -> TrainingNetworks:
+                   vgg: VGG19Features | None = None,
+                   initial: InitialWeights | None = None) -> TrainingNetworks:
     """Everything :func:`uegan.training.step.train_step` needs besides the data, on
     ``dist.device``. Call it after seeding torch: the initial weights come from its global
-    generator. ``vgg``: a ready feature extractor for the fidelity loss, else VGG19 is built
-    from ``config.vgg_weights`` (not when the fidelity weight is 0)."""
+    generator (drawn whether or not ``initial`` replaces them, so a D that ``initial`` lacks
+    is the D of a run from scratch). ``vgg``: a ready feature extractor for the fidelity loss,
+    else VGG19 is built from ``config.vgg_weights`` (not when the fidelity weight is 0)."""
     device, rank = dist.device, dist.rank
     generator = Generator(variant.generator_config(config.conv_dim))
     discriminator = Discriminator(DiscriminatorConfig(config.d_conv_dim))
     init_orthogonal(generator, config.init_gain)
     init_orthogonal(discriminator, config.init_gain)
+    if initial is not None:
+        apply_initial_weights(initial, generator, discriminator, config.seed)
     generator.to(device)
     discriminator.to(device)
     if config.fidelity_weight == 0 and vgg is None:

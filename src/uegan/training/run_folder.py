@@ -5,7 +5,8 @@ machine, data sizes and ``total_steps``), ``metrics.jsonl`` (one JSON object per
 and validation rows), ``train.log``, ``checkpoints/``, ``validation/epoch_XXXX.json``
 (per-image metrics), ``val_images/epoch_XXXX/`` (validation outputs), ``tensorboard/`` (when
 TensorBoard is installed), ``generator.safetensors`` (the final generator) and
-``generator_best.safetensors`` (the best by validation PSNR).
+``generator_best.safetensors`` (the best by validation PSNR), each with its model card beside it
+(``generator.safetensors.md``, ``generator_best.safetensors.md``).
 
 The trainer writes these files, ``uegan report`` and ``uegan study`` read them: all through
 :class:`RunFolder`, so a name is spelled once.

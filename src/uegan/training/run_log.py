@@ -265,3 +265,14 @@ class RunLogger:
         """An 8-bit RGB image to TensorBoard (nothing without it)."""
         if self.writer is not None:
             self.writer.add_image(tag, image_hwc, step, dataformats="HWC")
+
+
+def divergence_message(names: tuple[str, ...], values: torch.Tensor, step: int,
+                       last_checkpoint: object) -> str:
+    """Why training stopped at a non-finite loss, and what is intact."""
+    described = ", ".join(f"{name}={float(v):.4g}" for name, v in zip(names, values))
+    last = (f"the last good checkpoint is {last_checkpoint}; continue from it with "
+            f"--resume (perhaps with a lower learning rate or --precision fp32)"
+            if last_checkpoint is not None else "no checkpoint was written yet")
+    return (f"non-finite loss at step {step} ({described}): training stopped without saving; "
+            f"{last}")

@@ -1,8 +1,5 @@
 """The UEGAN trainer: set-up, the training loop and the collectives between processes.
 
-    trainer = Trainer(TrainConfig(low="lq/", high="hq/", out="runs/a", vgg_weights="vgg19.pth"))
-    result = trainer.fit()
-
 What it leans on: the step and its speed-ups (:mod:`uegan.training.step`), the checkpoint
 schema (:mod:`uegan.training.checkpoint`), the run folder's files
 (:mod:`uegan.training.run_folder`), the logs (:mod:`uegan.training.run_log`) and validation
@@ -28,7 +25,6 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from uegan.checkpoints import save_generator
 from uegan.errors import UserError
 from uegan.models.vgg import VGG19Features
 from uegan.runtime import run_eagerly
@@ -42,9 +38,12 @@ from uegan.training.config import TrainConfig
 from uegan.training.data import (HIGH, LOW, Augmentation, StepSampler, UnpairedBatches,
                                  ValidationPair, scan_run_data, step_loader)
 from uegan.training.distributed import DistContext, init_distributed, wrap_ddp
+from uegan.training.init_from import initial_weights_for
+from uegan.training.model_export import RunFacts, export_generator
 from uegan.training.networks import build_networks
 from uegan.training.run_folder import RunFolder
-from uegan.training.run_log import LossMeter, RunLogger, RunPlan, log_plan
+from uegan.training.run_log import (LossMeter, RunLogger, RunPlan, divergence_message,
+                                   log_plan)
 from uegan.training.signals import StopRequest
 from uegan.training.step import schedule_factor, set_learning_rates, train_step
 from uegan.training.validation import ValidationSet, validate_generator
@@ -124,6 +123,7 @@ class Trainer:
             checkpoint = self._loaded if self._loaded is not None else load_checkpoint(resume_from)
             check_resumable(checkpoint, resume_from, config, dist.world_size)
         self._loaded = None
+        initial = initial_weights_for(config, self.variant, resume_from)  # before the seeding
 
         # random numbers: the same initial weights on every rank, the rest per rank
         random.seed(config.seed + dist.rank)
@@ -143,7 +143,7 @@ class Trainer:
         self.steps_per_epoch = max(1, min(self.sizes) // (config.batch_size * dist.world_size))
         self.total_steps = config.steps if config.steps is not None else config.epochs * self.steps_per_epoch
 
-        nets = build_networks(config, self.variant, dist, vgg)
+        nets = build_networks(config, self.variant, dist, vgg, initial)
         self.generator, self.discriminator, self.fidelity = nets.generator, nets.discriminator, nets.fidelity
         self.options, self.opt_g, self.opt_d = nets.options, nets.opt_g, nets.opt_d
         self.weights, self.precision, self.pool = nets.weights, nets.precision, nets.pool
@@ -272,14 +272,19 @@ class Trainer:
                  f", NIMA {result['nima']:.3f}" if "nima" in result else "",
                  " (best so far)" if improved else "")
         if improved:
-            self.best = {"psnr": result["psnr"], "ssim": result["ssim"], "epoch": epoch_label,
-                         "step": self.step}
+            self.best = {"psnr": result["psnr"], "ssim": result["ssim"],
+                         "ciede2000": result["ciede2000"], "epoch": epoch_label, "step": self.step}
             self.save_checkpoint(best=True)
             if self.dist.is_main:
-                save_generator(self.folder.best_generator_file, self.generator,
-                               self.variant.name, overwrite=True)
+                self._export(self.folder.best_generator_file)
         self.meter.pause(time.perf_counter() - start)
         return result
+
+    def _export(self, path: Path) -> Path:
+        """Write G and its model card (rank 0)."""
+        return export_generator(path, self.generator, RunFacts(
+            self.config, self.variant.name, self.step, self.epoch, self.sizes,
+            len(self.validation_pairs), self.best))
 
     def _validation_due(self, completed_epochs: int) -> bool:
         start, every = self.config.val_start_epoch, self.config.val_every
@@ -301,8 +306,7 @@ class Trainer:
                 log_plan(self._plan())
                 interrupted = self._loop()
                 if self.dist.is_main:
-                    generator_file = save_generator(self.folder.generator_file, self.generator,
-                                                    self.variant.name, overwrite=True)
+                    generator_file = self._export(self.folder.generator_file)
             if interrupted:
                 log.warning("stopped at step %d; continue with --resume (checkpoint %s)",
                             self.step, self.last_checkpoint)
@@ -334,7 +338,8 @@ class Trainer:
         packed = self.dist.all_reduce_mean(packed.to(reduce_device)).cpu().double()
         values, stop = packed[:-1], bool(packed[-1] > 0)
         if not torch.isfinite(values).all():
-            self._diverged(values)
+            raise TrainingError(divergence_message(LOSS_NAMES, values, self.step,
+                                                   self.last_checkpoint))
         return values, stop
 
     def _loop(self) -> bool:
@@ -385,11 +390,3 @@ class Trainer:
         if self.logger is not None:  # rank 0
             self.logger.log_train_row(row, self.total_steps, self.step - self._loop_first_step,
                                       time.perf_counter() - self._loop_start, to_terminal=bar_off)
-
-    def _diverged(self, values: torch.Tensor) -> None:
-        described = ", ".join(f"{name}={float(v):.4g}" for name, v in zip(LOSS_NAMES, values))
-        last = (f"the last good checkpoint is {self.last_checkpoint}; continue from it with "
-                f"--resume (perhaps with a lower learning rate or --precision fp32)"
-                if self.last_checkpoint is not None else "no checkpoint was written yet")
-        raise TrainingError(f"non-finite loss at step {self.step} ({described}): training stopped "
-                            f"without saving; {last}")
