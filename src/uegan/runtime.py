@@ -154,6 +154,41 @@ def check_precision(precision: str, device_type: str = "cpu") -> None:
         raise OptionError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
 
 
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bf16 arithmetic
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
+    """The instruction-set flags of the first processor in ``cpuinfo`` (Linux); empty elsewhere."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as file:
+            for line in file:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def bf16_is_native(device: torch.device, flags: frozenset[str] | None = None) -> bool:
+    """Whether ``device`` computes in bf16 in hardware: a CUDA GPU that supports it, or a CPU
+    with AVX512-BF16 or AMX (elsewhere bf16 is emulated, slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        flags = cpu_flags() if flags is None else flags
+        return any(flag in flags for flag in BF16_CPU_FLAGS)
+    return False
+
+
+def inference_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` where :func:`bf16_is_native`, else ``fp32``; other names unchanged
+    (checked)."""
+    if precision == "auto":
+        return "bf16" if bf16_is_native(device) else "fp32"
+    check_precision(precision, device.type)
+    return precision
+
+
 def precision_dtype(precision: str) -> torch.dtype | None:
     """The autocast dtype of a precision name (None: full precision)."""
     check_precision(precision)

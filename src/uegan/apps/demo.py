@@ -185,7 +185,7 @@ def _train_and_enhance(settings: DemoSettings, data: DemoData, out: Path, vgg: V
     start = time.perf_counter()
     Trainer(config, vgg=vgg).fit()
     seconds = time.perf_counter() - start
-    enhancer = Enhancer.load(RunFolder(run_dir).generator_file, "cpu")
+    enhancer = Enhancer.load(RunFolder(run_dir).generator_file, "cpu", precision="fp32")
     for row, photo in zip(rows, held_out):
         enhanced = enhancer(photo.degraded)
         save_png(out / "images" / f"{photo.name}-{variant}.png", enhanced)

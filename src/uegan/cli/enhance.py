@@ -42,11 +42,12 @@ from uegan.io.photo import (DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS,
                             normalise_format)
 from uegan.io.writer import default_output_format
 from uegan.progress import Progress
-from uegan.runtime import DEVICE_CHOICES, PRECISIONS, configure_threads
+from uegan.runtime import DEVICE_CHOICES, PRECISIONS, configure_threads, inference_precision
 
 log = logging.getLogger(__name__)
 
 PROG = "uegan enhance"
+COMPILE_MIN_IMAGES = 32  # --fast compiles from this many images (benchmarks/RESULTS.md)
 
 
 @dataclass
@@ -103,13 +104,24 @@ def register(subparsers) -> None:
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress: by default a bar on a terminal, else a line every "
                              "10 s with the count, the rate and the ETA")
-    parser.add_argument("--fast", action="store_true",
-                        help="torch.compile the generator and use exact fp32 rewrites "
-                             "(uegan.runtime, uegan.models.fast; the first compile takes 20-60 s on a CPU and is "
-                             "cached on disk: worth it for many images)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="autocast precision of the generator (default fp32, the published "
-                             "numerics; bf16 is faster on CPUs with AVX512-BF16 or AMX, and on GPUs)")
+    speed = parser.add_argument_group(
+        "speed and precision", "figures in benchmarks/RESULTS.md and the README's \"Speed and "
+        "precision\"")
+    speed.add_argument("--precision", choices=("auto",) + PRECISIONS, default="auto",
+                       help="precision of the generator: auto (the default) is bf16 where the "
+                            "device computes it natively (CPUs with AVX512-BF16 or AMX, CUDA "
+                            "GPUs: within one 8-bit level of fp32 on at least 99.9%% of values) "
+                            "and fp32 elsewhere; fp32 is the published numerics")
+    speed.add_argument("--exact", action="store_true",
+                       help="the published computation: fp32, no rewrites, no compilation "
+                            "(the same as --precision fp32 without --fast)")
+    speed.add_argument("--fast", action="store_true",
+                       help="exact fp32 rewrites of the generator (uegan.models.fast), and "
+                            "torch.compile when at least --compile-min images are to be enhanced "
+                            "(compiling takes 20-60 s on a CPU once, then it is cached on disk)")
+    speed.add_argument("--compile-min", type=int, default=COMPILE_MIN_IMAGES, metavar="N",
+                       help=f"with --fast, compile only for at least N images (default "
+                            f"{COMPILE_MIN_IMAGES}: fewer do not repay the compilation)")
     parser.set_defaults(func=run)
 
 
@@ -241,6 +253,21 @@ def _reason(error: BaseException, job: Job) -> str:
     return f"{job.source}: {error.__class__.__name__}: {error}"
 
 
+def acceleration_for(args: argparse.Namespace, device, images: int
+                     ) -> InferenceAcceleration:
+    """The generator's speed-ups: the precision (``auto``: bf16 where native), and with
+    ``--fast`` the exact rewrites, compiled only when ``images`` repay it."""
+    precision = "fp32" if args.exact else inference_precision(args.precision, device)
+    if not args.fast:
+        return InferenceAcceleration(precision=precision)
+    compile = images >= args.compile_min
+    if not compile:
+        log.info("--fast: %d image(s), fewer than --compile-min %d: the exact rewrites without "
+                 "compiling (compiling costs 20-60 s once)", images, args.compile_min)
+    # dynamic=None: one shape-generic graph after the second image size
+    return InferenceAcceleration.fast(precision=precision, dynamic=None, compile=compile)
+
+
 def _load_enhancer(args: argparse.Namespace, device: str, acceleration):
 
     try:
@@ -261,6 +288,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--bit-depth 16 needs --format png or tiff ({format} holds 8 bits)")
     if args.max_pixels < 1:
         raise UserError("--max-pixels must be positive")
+    if args.exact and (args.fast or args.precision not in ("auto", "fp32")):
+        raise UserError("--exact is the published fp32 computation: it cannot go with --fast "
+                        "or --precision bf16/fp16")
+    if args.compile_min < 1:
+        raise UserError(f"--compile-min {args.compile_min}: must be at least 1")
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size}: must be at least 1")
     check_threads(args.threads)
@@ -269,15 +301,6 @@ def run(args: argparse.Namespace) -> int:
     shard_index, shard_count = effective_shard(parse_shard(args.shard))
     configure_threads(args.threads)
 
-    acceleration = None
-    if args.fast or args.precision != "fp32":
-        # dynamic=None: one shape-generic graph after the second image size
-        acceleration = (InferenceAcceleration.fast(precision=args.precision, dynamic=None)
-                        if args.fast else InferenceAcceleration(precision=args.precision))
-    enhancer = _load_enhancer(args, device, acceleration)
-    log.info("generator: %s checkpoint %s (variant %s), on %s", enhancer.source_format,
-             args.checkpoint, enhancer.variant or "unknown", enhancer.device)
-
     jobs, failures = expand_inputs(args.inputs, exclude=args.out)
     jobs, collisions = plan_outputs(jobs, args.out, format)
     failures += collisions
@@ -285,6 +308,10 @@ def run(args: argparse.Namespace) -> int:
         jobs = jobs[shard_index::shard_count]
         if shard_index != 0:
             failures = []  # problems with the input list are reported once, by shard 0
+    to_write = sum(args.overwrite or not job.output.exists() for job in jobs)
+    enhancer = _load_enhancer(args, device, acceleration_for(args, device, to_write))
+    log.info("generator: %s checkpoint %s (variant %s), on %s in %s", enhancer.source_format,
+             args.checkpoint, enhancer.variant or "unknown", enhancer.device, enhancer.precision)
     for source, reason in failures:
         print(f"{PROG}: {source}: {reason}", file=sys.stderr)
     remove_stale_temporaries(job.output for job in jobs)

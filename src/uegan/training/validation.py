@@ -53,7 +53,7 @@ def validate_generator(generator: Generator, device: torch.device, data: Validat
                        epoch: int) -> dict[str, float]:
     """Enhance and score every validation pair; write the figures and saved outputs of 1-based
     ``epoch``; the true means of each metric."""
-    enhancer = Enhancer(generator, device, max_side=None)
+    enhancer = Enhancer(generator, device, max_side=None, precision="fp32")  # the exact model
     generator.train()  # (G has no mode-dependent layers; keep the trainer's mode)
     scorer = _nima_scorer(data.nima_weights, device)
     per_image, saved = [], []
