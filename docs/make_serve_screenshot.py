@@ -2,7 +2,7 @@
 
 It serves two checkpoints of a `uegan demo` folder (the published `uegan` and `uegan-curve`),
 drops two of the demo's held-out photos on the page with their originals as references, waits
-for the results and saves the page as a small PNG (256 colours) meant to be committed:
+for the results, shows `uegan-curve` beside each original and saves the page as a small PNG (256 colours) meant to be committed:
 
     uegan demo --out /tmp/demo --seed 0
     python docs/make_serve_screenshot.py /tmp/demo docs/serve-page.png
@@ -111,6 +111,8 @@ def main() -> None:
                         help="held-out photos of the demo, comma-separated")
     args = parser.parse_args()
 
+    from selenium.webdriver.support.ui import Select
+
     from uegan.apps.serve import ServeApp, ServeConfig, load_models
 
     checkpoints = tuple(args.demo / "run" / name / "generator.safetensors"
@@ -124,6 +126,9 @@ def main() -> None:
             choose(driver, "#references", [args.demo / "data/test/label" / f"{n}.png" for n in names])
             choose(driver, "#photos", [args.demo / "data/test/low" / f"{n}.png" for n in names])
             wait_until_settled(driver, len(names))
+            for select in driver.find_elements("css selector", ".pick-right"):
+                Select(select).select_by_visible_text("uegan-curve/generator")  # the recommended
+            time.sleep(0.5)  # the pictures load
             save_screenshot(driver, args.out, colours=256)
         finally:
             driver.quit()

@@ -3,7 +3,8 @@ the pieces of ``docs/make_serve_screenshot.py`` (the script that makes the READM
 
 Two photos and a bad file are chosen on the page with two checkpoints loaded; the page shows both
 results of each photo with their times, the reference's scores, the bad file's message; a
-download is the file ``uegan enhance`` writes; nothing is loaded from anywhere but the server.
+download is the file ``uegan enhance`` writes; a second tab sees only its own photo; nothing is
+loaded from anywhere but the server.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ _spec.loader.exec_module(browser)
 
 pytestmark = pytest.mark.skipif(browser.chromium_binary() is None,
                                 reason="no chromium binary (apt-get install chromium chromium-driver)")
+
+
+# what the server tells this tab's session (the page's own request, made from the page)
+JOBS = ("return fetch('/api/jobs?session=' + state.session).then(r => r.json())"
+        ".then(answer => [state.session, answer.jobs.map(job => job.name)]);")
 
 
 def _cards(driver) -> dict[str, object]:
@@ -65,9 +71,10 @@ def test_the_page_enhances_compares_scores_and_downloads(tmp_path):
                 card = cards[name]
                 assert "done" in card.get_attribute("class")
                 rows = card.find_elements("css selector", ".results tbody tr")
+                scored = name == "second.png"  # the photo with a reference has a row for itself
                 assert [row.find_element("css selector", "td").text for row in rows] == \
-                    ["original", "published (uegan)", "shifted (uegan)"]
-                times = [row.find_element("css selector", ".time").text for row in rows[1:]]
+                    ["original"] * scored + ["published (uegan)", "shifted (uegan)"]
+                times = [row.find_element("css selector", ".time").text for row in rows[scored:]]
                 assert all(re.fullmatch(r"\d+\.\d\d s", text) for text in times), times
                 assert len(card.find_elements("css selector", "a.download")) == 2
                 assert card.find_element("css selector", "img.left").get_attribute("naturalWidth") != "0"
@@ -87,6 +94,19 @@ def test_the_page_enhances_compares_scores_and_downloads(tmp_path):
             cards["first.jpg"].find_element("css selector", "a.download").click()
             downloaded = browser.wait_for_download(downloads)
             shot = browser.save_screenshot(driver, tmp_path / "serve-page.png")
+
+            first_tab = driver.current_window_handle  # a second tab has a session of its own
+            driver.switch_to.new_window("tab")
+            browser.open_page(driver, app.url)
+            browser.choose(driver, "#photos", [photos["png"]])
+            browser.wait_until_settled(driver, 1)
+            assert list(_cards(driver)) == ["second.png"]
+            second_session, second_jobs = driver.execute_script(JOBS)
+            driver.switch_to.window(first_tab)
+            first_session, first_jobs = driver.execute_script(JOBS)
+            assert first_session != second_session
+            assert second_jobs == ["second.png"]
+            assert sorted(first_jobs) == ["broken.jpg", "first.jpg", "second.png"]
             sources = driver.execute_script(
                 "return performance.getEntriesByType('resource').map(e => e.name)")
         finally:

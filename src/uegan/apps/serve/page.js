@@ -9,8 +9,9 @@ const $ = (selector, root = document) => root.querySelector(selector);
 
 function stem(name) { return name.replace(/\.[^.]*$/, ""); }
 function humanSize(bytes) {  // as the server writes sizes in its messages
-  if (bytes >= 2 ** 30) return (bytes / 2 ** 30).toFixed(1) + " GB";
-  return bytes >= 2 ** 20 ? (bytes / 2 ** 20).toFixed(1) + " MB" : (bytes / 1024).toFixed(0) + " KB";
+  if (bytes >= 2 ** 30) return parseFloat((bytes / 2 ** 30).toFixed(1)) + " GB";
+  if (bytes >= 2 ** 20) return parseFloat((bytes / 2 ** 20).toFixed(1)) + " MB";
+  return bytes >= 1024 ? (bytes / 1024).toFixed(0) + " KB" : bytes + " bytes";
 }
 
 async function api(method, path, params = {}, body = undefined) {
@@ -185,7 +186,7 @@ function formatScore(value, metric) {
 }
 
 function showTable(card, job) {
-  const rows = [{ name: "original", seconds: null, scores: job.input_scores, download: null }];
+  const rows = job.input_scores ? [{ name: "original", seconds: null, scores: job.input_scores, download: null }] : [];
   for (const result of job.results) {
     const model = state.info.models[result.model];
     rows.push({ name: model.label, variant: model.variant, seconds: result.seconds,

@@ -55,10 +55,11 @@ def static_files() -> dict[str, bytes]:
 
 
 def human_size(size: int) -> str:
-    """``2.8 GB``, ``256.0 MB``, ``49 KB``: a size as the page shows it."""
-    if size >= 2**30:
-        return f"{size / 2**30:.1f} GB"
-    return f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{size / 2**10:.0f} KB"
+    """``2.8 GB``, ``256 MB``, ``49 KB``: a size as the page shows it (one decimal at most)."""
+    if size >= 2**20:
+        value, unit = (size / 2**30, "GB") if size >= 2**30 else (size / 2**20, "MB")
+        return f"{value:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{size / 2**10:.0f} KB" if size >= 2**10 else f"{size} bytes"
 
 
 class Refused(Exception):
