@@ -2,7 +2,8 @@
 
 It serves two checkpoints of a `uegan demo` folder (the published `uegan` and `uegan-curve`),
 drops two of the demo's held-out photos on the page with their originals as references, waits
-for the results, shows `uegan-curve` beside each original and saves the page as a small PNG (256 colours) meant to be committed:
+for the results, shows `uegan-curve` beside each original and saves the page as a small PNG
+(256 colours) meant to be committed:
 
     uegan demo --out /tmp/demo --seed 0
     python docs/make_serve_screenshot.py /tmp/demo docs/serve-page.png

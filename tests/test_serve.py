@@ -218,7 +218,8 @@ def test_dot_dot_in_any_field_reads_nothing_outside_the_temporary_folder(
             ("GET", "/api/download", {"session": session, "job": "j1", "model": "../secret.png"}),
             ("GET", "/api/download", {"session": session, "job": "j1/../../..", "model": "0"}),
             ("GET", "/api/jobs", {"session": "../s1"}), ("GET", "/api/zip", {"session": "../.."}),
-            ("POST", "/api/photos", {"session": session, "name": "a.png", "reference": "../../secret.png"}),
+            ("POST", "/api/photos", {"session": session, "name": "a.png",
+                                     "reference": "../../secret.png"}),
             ("POST", "/api/photos", {"session": session, "name": "a.png", "models": "../0"}),
             ("POST", "/api/references", {"session": "../..", "name": "../../secret.png"}),
         ]
@@ -255,10 +256,13 @@ def test_tabs_never_see_each_others_photos(checkpoints, photos, enhanced):
         client.upload(second, "second.png", photos["png"].read_bytes())
         mine, theirs = client.wait(first), client.wait(second)
         assert list(mine) == ["first.jpg"] and list(theirs) == ["second.png"]
-        assert client.download(first, mine["first.jpg"]["id"], 0)[1] == enhanced[("jpeg", 0)].read_bytes()
-        assert client.download(second, theirs["second.png"]["id"], 0)[1] == enhanced[("png", 0)].read_bytes()
+        mine_file = client.download(first, mine["first.jpg"]["id"], 0)[1]
+        theirs_file = client.download(second, theirs["second.png"]["id"], 0)[1]
+        assert mine_file == enhanced[("jpeg", 0)].read_bytes()
+        assert theirs_file == enhanced[("png", 0)].read_bytes()
         assert client.request("GET", "/api/jobs", {"session": "made-up"})[0] == 404
-        with zipfile.ZipFile(io.BytesIO(client.request("GET", "/api/zip", {"session": second})[1])) as bundle:
+        archive = client.request("GET", "/api/zip", {"session": second})[1]
+        with zipfile.ZipFile(io.BytesIO(archive)) as bundle:
             assert bundle.namelist() == ["second-published.png"]
 
 
@@ -293,7 +297,8 @@ def test_names_from_the_client_are_labels_never_paths():
     assert display_name("..") == "photo" and display_name("a\x00b\n.png") == "ab.png"
     assert output_format("IMG_1.JPG") == "jpeg" and output_format("scan.tif") == "tiff"
     assert output_format("notes.txt") == "png"  # as uegan enhance: name.txt -> name.txt.png
-    assert download_name("my photo (1).jpeg", "run/uegan-curve", "jpeg") == "my_photo_1-run_uegan-curve.jpg"
+    assert (download_name("my photo (1).jpeg", "run/uegan-curve", "jpeg")
+            == "my_photo_1-run_uegan-curve.jpg")
 
 
 def test_labels_and_the_warning_for_other_hosts(tmp_path):

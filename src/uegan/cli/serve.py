@@ -1,7 +1,8 @@
 """``uegan serve``: a local web page to enhance photos and compare checkpoints.
 
 The page and the server are in :mod:`uegan.apps.serve`. Listens on 127.0.0.1 unless ``--host``
-says otherwise (then it warns); Ctrl-C or SIGTERM stops it (exit 130 / 143) and removes its temporary folder.
+says otherwise (then it warns); Ctrl-C or SIGTERM stops it (exit 130 / 143) and removes its
+temporary folder.
 """
 
 from __future__ import annotations

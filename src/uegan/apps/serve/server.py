@@ -1,4 +1,4 @@
-"""The HTTP side of ``uegan serve``: Python's own threading HTTP server, one static page, a JSON API.
+"""The HTTP side of ``uegan serve``: Python's threading HTTP server, one static page, a JSON API.
 
 Uploads are the raw bytes of one file per request (``fetch`` with the file as its body), so
 there is no multipart parser to trust; their size is checked from ``Content-Length`` before a

@@ -112,7 +112,8 @@ class Job:
 
         return {
             "id": self.id, "name": self.name, "status": self.status,
-            "stage": f"waiting ({ahead} ahead)" if self.status == "queued" and ahead else self.stage,
+            "stage": (f"waiting ({ahead} ahead)" if self.status == "queued" and ahead
+                      else self.stage),
             "progress": self.steps_done / self.steps, "error": self.error, "note": self.note,
             "size": self.size, "preview": self.preview is not None,
             "reference": self.reference.name if self.reference else None,
@@ -162,7 +163,7 @@ class Store:
             return self._sessions.get(session_id or "")
 
     def new_reference(self, session: Session, name: str) -> Reference:
-        """A reference whose upload goes to ``reference.file``; kept by :meth:`keep` once written."""
+        """A reference whose upload goes to ``reference.file``; :meth:`keep` keeps it once written."""
         with self.lock:
             reference_id = session.next_name("r")
             return Reference(reference_id, display_name(name),

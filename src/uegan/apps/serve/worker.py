@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -92,7 +93,7 @@ class Worker:
 
     def _loop(self) -> None:
         while (item := self._queue.get()) is not None:
-            session, job = item
+            _session, job = item
             try:
                 self.process(job)
             except Exception as error:  # a bug must not stop the page: the photo fails alone
@@ -105,12 +106,16 @@ class Worker:
                 setattr(job, name, value)
 
     def _fail(self, job: Job, message: str) -> None:
-        self._set(job, status="failed", stage="failed", error=message.replace(str(job.source), job.name))
+        """The job failed: ``message`` on the page, naming no file of the temporary folder."""
+        message = message.replace(str(job.source), job.name)
+        message = re.sub(re.escape(str(self.store.root)) + r"\S*", "(a temporary file)", message)
+        self._set(job, status="failed", stage="failed", error=message)
 
-    def _message(self, error: Exception, job: Job, path: Path, name: str) -> str:
-        text = str(error).replace(str(path), name)
-        if isinstance(error, MemoryError):
-            text = f"{name}: out of memory"
+    @staticmethod
+    def _message(error: Exception, path: Path, name: str) -> str:
+        """One line for ``error``, the file ``path`` called ``name`` as the user knows it."""
+        text = f"{name}: out of memory" if isinstance(error, MemoryError) else str(error)
+        text = text.replace(str(path), name)
         return text if text.startswith(name) else f"{name}: {text}"
 
     def process(self, job: Job) -> None:
@@ -119,7 +124,7 @@ class Worker:
         try:
             photo = read_photo(job.source, budget=self.budget)
         except (PhotoError, UserError, OSError, MemoryError) as error:
-            self._fail(job, self._message(error, job, job.source, job.name))
+            self._fail(job, self._message(error, job.source, job.name))
             return
         preview = job.source.with_name(f"{job.id}-input-preview.jpg")
         write_preview(photo.rgb, preview, self.config.preview_side)
@@ -150,7 +155,7 @@ class Worker:
             model.enhancer.enhance_file(job.source, out, format=job.format,
                                         max_pixels=self.config.max_pixels)
         except (PhotoError, UserError, OSError, MemoryError) as error:
-            self._fail(job, self._message(error, job, job.source, job.name))
+            self._fail(job, self._message(error, job.source, job.name))
             return None
         seconds = time.perf_counter() - started
         enhanced = to_8bit(read_photo(out, budget=self.budget).rgb)
@@ -170,7 +175,7 @@ class Worker:
         try:
             label = to_8bit(read_photo(reference.file, budget=self.budget).rgb)
         except (PhotoError, UserError, OSError, MemoryError) as error:
-            self._set(job, note=self._message(error, job, reference.file, reference.name))
+            self._set(job, note=self._message(error, reference.file, reference.name))
             return
         if label.shape != original.shape:
             self._set(job, note=f"{reference.name}: {label.shape[1]} x {label.shape[0]} pixels, "
