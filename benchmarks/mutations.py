@@ -5,11 +5,11 @@
     python benchmarks/mutations.py --list          # the rows, without running anything
 
 Each row is a hand-written patch (a file, its exact old text, the new text) and the tests to run
-(pytest arguments: files or node ids). The script copies ``src/``,
-``tests/`` and ``pyproject.toml`` to a temporary folder, runs the selected tests there once
-unmodified (they must pass: otherwise "caught" would mean nothing), then, for every row, applies
-the patch to the copy, runs its tests with ``PYTHONPATH`` pointing at the copy's ``src`` (so the
-installed package is not what gets imported), and restores the file. A first check imports
+(pytest arguments: files or node ids). The script copies ``src/``, ``tests/``, ``docs/`` and
+``pyproject.toml`` to a temporary folder, runs the selected tests there once unmodified (they must
+pass: otherwise "caught" would mean nothing), then, for every row, applies the patch to the copy,
+runs its tests with ``PYTHONPATH`` pointing at the copy's ``src`` (so the installed package is not
+what gets imported), and restores the file. A first check imports
 ``uegan`` the same way and confirms it comes from the copy; the first row plants an import error
 in the copy's package, which every test that imports uegan must then report.
 
@@ -130,6 +130,28 @@ MUTATIONS: tuple[Mutation, ...] = (
              "torch.stack([preprocess(image) for image in images])",
              "torch.stack([preprocess(image) * 255 for image in images])",
              ("tests/test_nima.py",)),
+    # --- uegan serve ----------------------------------------------------------------------------
+    Mutation("uegan serve: a preview named by the client is read from the session folder",
+             "src/uegan/apps/serve/server.py",
+             '            else:\n                result = job.results.get(self._model(image))',
+             '            elif not image.isdecimal():\n                path = job.source.parent / image\n'
+             '            else:\n                result = job.results.get(self._model(image))',
+             ("tests/test_serve.py",)),
+    Mutation("uegan serve: requests for other host names answered (DNS rebinding)",
+             "src/uegan/apps/serve/server.py", "            self._check_host()\n", "",
+             ("tests/test_serve.py",)),
+    Mutation("uegan serve: the upload limit checked only once the body is read",
+             "src/uegan/apps/serve/server.py", "        if size > limit:",
+             "        if size > limit * 10**6:", ("tests/test_serve.py",)),
+    Mutation("uegan serve: every tab sees every photo",
+             "src/uegan/apps/serve/store.py", "for job in session.jobs.values()]",
+             "for job in self._order]", ("tests/test_serve.py",)),
+    Mutation("uegan serve: the temporary folder is left behind at exit",
+             "src/uegan/apps/serve/app.py", "        self.worker.stop()\n        self.store.remove()",
+             "        self.worker.stop()", ("tests/test_serve.py", "tests/test_serve_cli.py")),
+    Mutation("uegan serve: downloads written at JPEG quality 90 instead of uegan enhance's",
+             "src/uegan/apps/serve/worker.py", "format=job.format,\n",
+             "format=job.format, quality=90,\n", ("tests/test_serve.py", "tests/test_serve_browser.py")),
 )
 
 
@@ -147,6 +169,7 @@ def make_copy(root: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache")
     shutil.copytree(REPO / "src", root / "src", ignore=ignore)
     shutil.copytree(REPO / "tests", root / "tests", ignore=ignore)
+    shutil.copytree(REPO / "docs", root / "docs", ignore=ignore)  # scripts some tests run
     shutil.copy2(REPO / "pyproject.toml", root / "pyproject.toml")
 
 

@@ -1,2 +1,2 @@
-"""Applications built on the core: the demo, seed studies, run reports, the parameter audit
-and the MIT-Adobe FiveK preparation."""
+"""Applications built on the core: the demo, seed studies, run reports, the parameter audit,
+the MIT-Adobe FiveK preparation and the web page (``uegan serve``)."""

@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "report",
     "prepare_fivek",
     "enhance",
+    "serve",
     "export",
     "audit",
     "study",
