@@ -30,22 +30,20 @@ import torch.nn.functional as F
 from PIL import Image
 
 from uegan.checkpoints import load_generator
-from uegan.model_card import ModelCard
 from uegan.errors import UserError
 from uegan.inference.acceleration import InferenceAcceleration, prepare_generator_for_inference
+from uegan.inference.files import enhance_files
 from uegan.inference.padding import pad_reflect, padded_size
 from uegan.inference.transfer import (DEFAULT_GUIDE_EPS, DEFAULT_GUIDE_RADIUS, LocalAffineTransfer,
                                       fit_local_affine)
-from uegan.io import photo as photo_io  # read and write through the module: tests patch it
-from uegan.io.files import atomic_path
-from uegan.io.photo import (DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, OUTPUT_FORMATS, normalise_format,
-                            srgb_profile_bytes, to_8bit, to_16bit)
+from uegan.io.photo import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, srgb_profile_bytes
 from uegan.io.reader import photo_from_image
 from uegan.models import tiling
 from uegan.models.generator import DIVISOR, Generator
 from uegan.models.tiling import DEFAULT_TILE
-from uegan.runtime import inference_precision
+from uegan.model_card import ModelCard
 from uegan.pretrained import load_pretrained
+from uegan.runtime import inference_precision
 
 log = logging.getLogger(__name__)
 
@@ -232,11 +230,15 @@ class Enhancer:
         return self.enhance_arrays([rgb], out_dtype)[0]
 
     @torch.inference_mode()
-    def enhance_arrays(self, images: Sequence[np.ndarray], out_dtype: np.dtype | type | None = None
+    def enhance_arrays(self, images: Sequence[np.ndarray],
+                       out_dtype: np.dtype | type | Sequence[np.dtype | type] | None = None
                        ) -> list[np.ndarray]:
         """Several photos, each as :meth:`enhance_array` enhances it; the photos whose generator
         input has one size (the working size of large photos, or the same size) share one
-        forward pass, which fills a GPU better (``uegan enhance --batch-size``)."""
+        forward pass, which fills a GPU better (``uegan enhance --batch-size``). ``out_dtype``:
+        one for all, or one per image."""
+        if isinstance(out_dtype, (list, tuple)):  # one per image
+            return self._enhance_arrays(images, [np.dtype(dtype) for dtype in out_dtype])
         return self._enhance_arrays(images, [np.dtype(out_dtype or rgb.dtype) for rgb in images])
 
     def _enhance_arrays(self, images: Sequence[np.ndarray], dtypes: Sequence[np.dtype]
@@ -346,43 +348,9 @@ class Enhancer:
         (:meth:`enhance_arrays`: photos with one generator-input size share a forward pass).
         Yields ``(source, out, None)`` for each file written and ``(source, out, error)`` for
         each that failed; one bad file never stops the others."""
-        if batch_size < 1:
-            raise UserError(f"batch size {batch_size}: must be at least 1")
-        pairs = [(Path(source), Path(out)) for source, out in pairs]
-        for start in range(0, len(pairs), batch_size):
-            read = []
-            for source, out in pairs[start:start + batch_size]:
-                try:
-                    target = normalise_format(format or out.suffix)
-                    bits = 16 if bit_depth == 16 and OUTPUT_FORMATS[target][2] else 8
-                    read.append((source, out, target, bits,
-                                 photo_io.read_photo(source, max_pixels=max_pixels)))
-                except Exception as error:  # this file only
-                    yield source, out, error
-            try:
-                results = self._enhance_arrays([item[4].rgb for item in read],
-                                               [np.dtype(np.uint16 if item[3] == 16 else np.uint8)
-                                                for item in read])
-            except Exception as error:  # e.g. out of memory: every file of the batch
-                yield from ((item[0], item[1], error) for item in read)
-                continue
-            for (source, out, target, bits, photo), rgb in zip(read, results):
-                try:
-                    self._write(photo, rgb, out, target, bits, quality, overwrite)
-                except Exception as error:
-                    yield source, out, error
-                else:
-                    yield source, out, None
-
-    @staticmethod
-    def _write(photo: Any, rgb: np.ndarray, out: Path, format: str, bits: int, quality: int,
-               overwrite: bool) -> None:
-        alpha = photo.alpha
-        if alpha is not None:
-            alpha = to_16bit(alpha) if bits == 16 else to_8bit(alpha)
-        with atomic_path(out, overwrite=overwrite) as temporary:
-            photo_io.write_photo(temporary, rgb, format=format, alpha=alpha, exif=photo.exif,
-                                 quality=quality, bit_depth=bits)
+        return enhance_files(self, pairs, batch_size=batch_size, format=format,
+                             bit_depth=bit_depth, quality=quality, overwrite=overwrite,
+                             max_pixels=max_pixels)
 
     def _enhance_numpy(self, array: np.ndarray) -> np.ndarray:
         if array.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
