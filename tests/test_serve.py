@@ -13,7 +13,6 @@ import sys
 import tempfile
 import zipfile
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
