@@ -13,9 +13,9 @@ from uegan.cli import COMMAND_MODULES, main
 from uegan.training.config import TrainConfig
 
 COMMANDS = [name.replace("_", "-") for name in COMMAND_MODULES]
-TAKES_A_CHECKPOINT = ["enhance", "export", "audit"]
+TAKES_A_CHECKPOINT = ["enhance", "export", "audit", "serve"]
 LONG_WORK = ["train", "enhance", "evaluate", "study", "demo"]
-CHOOSES_A_DEVICE = ["train", "enhance", "evaluate"]
+CHOOSES_A_DEVICE = ["train", "enhance", "evaluate", "serve"]
 
 
 def help_text(capsys, command: str) -> str:

@@ -41,7 +41,8 @@ def register(subparsers) -> None:
     parser.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE,
                         help=f"as for uegan enhance (default {DEFAULT_MAX_SIDE})")
     parser.add_argument("--full-res", action="store_true", help="as for uegan enhance")
-    parser.add_argument("--device", default="auto", help=f"{DEVICE_CHOICES} (default auto)")
+    parser.add_argument("--device", default="auto",
+                        help=f"{DEVICE_CHOICES} (default auto: CUDA, then MPS, then the CPU)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (at least 1)")
     parser.set_defaults(func=run)
 
