@@ -14,7 +14,7 @@ from uegan.training.config import TrainConfig
 
 COMMANDS = [name.replace("_", "-") for name in COMMAND_MODULES]
 TAKES_A_CHECKPOINT = ["enhance", "export", "audit", "serve"]
-LONG_WORK = ["train", "enhance", "evaluate", "study", "demo"]
+LONG_WORK = ["train", "enhance", "evaluate", "study", "demo", "prepare-fivek"]
 CHOOSES_A_DEVICE = ["train", "enhance", "evaluate", "serve"]
 
 
@@ -47,7 +47,9 @@ def test_the_checkpoint_is_given_with_c(capsys, command):
 @pytest.mark.parametrize("command", LONG_WORK)
 def test_long_work_takes_threads_and_no_progress(capsys, command):
     text = help_text(capsys, command)
-    assert "--threads" in text and "--no-progress" in text
+    # prepare-fivek runs no torch: its --workers are processes converting images
+    assert ("--workers" if command == "prepare-fivek" else "--threads") in text
+    assert "--no-progress" in text
 
 
 @pytest.mark.parametrize("command", CHOOSES_A_DEVICE)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
-from tqdm import tqdm
 
 from uegan.apps.fivek import DEFAULT_VAL_COUNT, EXPORT_STEPS, MANIFEST_NAME, NOT_DEVELOPED
 from uegan.apps.fivek_prepare import PrepareReport, format_ids, prepare_fivek
+from uegan.progress import Progress
 
 EPILOG = f"""\
 Output folders (8-bit sRGB PNG):
@@ -51,25 +50,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="images converted in parallel (default: the number of CPU cores, at most 8)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace output files that do not match the manifest")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress: by default a bar on a terminal, else a line every "
+                             "10 s with the count, the rate and the ETA")
     parser.add_argument("--allow-missing", action="store_true",
                         help="exit with status 0 even when source files are missing")
     parser.set_defaults(func=run)
 
 
-def _progress_bar(quiet: bool):
-    if quiet:
+def _progress(enabled: bool):
+    """``(update, close)`` for the conversion: a bar on a terminal, else a line every 10 s."""
+    if not enabled:
         return None, None
-    bar = None
+    progress: Progress | None = None
 
     def update(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, unit="img", desc="converting", file=sys.stderr)
-        bar.update(1)
+        nonlocal progress
+        if progress is None:
+            progress = Progress(total, "converting")
+        progress.update()
 
     def close() -> None:
-        if bar is not None:
-            bar.close()
+        if progress is not None:
+            progress.close()
 
     return update, close
 
@@ -124,7 +127,7 @@ def print_report(report: PrepareReport, allow_missing: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    update, close = _progress_bar(getattr(args, "quiet", False))
+    update, close = _progress(not (args.no_progress or getattr(args, "quiet", False)))
     try:
         report = prepare_fivek(args.inputs, args.expert_c, args.out, val_count=args.val_count,
                                overwrite=args.overwrite, workers=max(1, args.workers), progress=update)
