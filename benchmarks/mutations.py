@@ -152,6 +152,32 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("uegan serve: downloads written at JPEG quality 90 instead of uegan enhance's",
              "src/uegan/apps/serve/worker.py", "format=job.format,\n",
              "format=job.format, quality=90,\n", ("tests/test_serve.py", "tests/test_serve_browser.py")),
+    # --- everyday use and defaults (stop 21) -------------------------------------------------
+    Mutation("training: the loss lines reach train.log only when no bar is shown",
+             "src/uegan/training/run_log.py",
+             "        self.log_to_file(line)  # whatever the log level of the terminal (--quiet too)\n",
+             "        if to_terminal:\n            log.info(\"%s\", line)\n            return\n"
+             "        self.log_to_file(line)\n",
+             ("tests/test_training_progress.py",)),
+    Mutation("training: the ETA counts the steps of the whole run, not this process's",
+             "src/uegan/training/trainer.py",
+             "self.step - self._loop_first_step,", "self.step,",
+             ("tests/test_training_progress.py",)),
+    Mutation("uegan enhance --batch-size: every photo runs alone (no shared forward pass)",
+             "src/uegan/inference/enhancer.py",
+             "groups.setdefault((index,) if tiled else tuple(x.shape), []).append(index)",
+             "groups.setdefault((index,), []).append(index)",
+             ("tests/test_python_api.py",)),
+    Mutation("precision auto: AVX-512 without BF16 taken for native bf16",
+             "src/uegan/runtime.py", 'BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")',
+             'BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "avx512f")',
+             ("tests/test_default_precision.py",)),
+    Mutation("uegan enhance --fast compiles for a single photo",
+             "src/uegan/cli/enhance.py", "    compile = images >= args.compile_min\n",
+             "    compile = True\n", ("tests/test_default_precision.py",)),
+    Mutation("uegan train --print-config marks no changed setting",
+             "src/uegan/cli/train.py", 'mark = "*" if value != default else " "', 'mark = " "',
+             ("tests/test_cli_conventions.py",)),
 )
 
 

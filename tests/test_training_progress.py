@@ -80,3 +80,38 @@ def test_no_progress_means_no_validation_lines(tmp_path, monkeypatch, caplog):
     Trainer(config, vgg=TinyFeatures()).fit()
     assert not [m for m in caplog.messages if m.startswith("validating: ")]
     assert len(_loss_lines((tmp_path / "run" / "train.log").read_text())) == 2  # losses still logged
+
+
+class FakeTime:
+    """The trainer's clock: every reading one second later than the last."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_a_resumed_run_estimates_from_its_own_steps(tmp_path, monkeypatch, caplog):
+    caplog.set_level("INFO", logger="uegan")
+    from uegan.training import trainer as trainer_module
+
+    Trainer(tiny_config(tmp_path, steps=2, log_every=2), vgg=TinyFeatures()).fit()
+    monkeypatch.setattr(trainer_module, "time", FakeTime())
+    Trainer(tiny_config(tmp_path, steps=6, log_every=2, resume=True), vgg=TinyFeatures()).fit()
+    lines = _loss_lines((tmp_path / "run" / "train.log").read_text())
+    at_four = next(line for line in lines if line[1] == "4")
+    elapsed = re.search(r"elapsed (\d+) s", at_four.string)[1]
+    # 2 steps done since the resume, 2 to go: the ETA is the time taken so far (the resumed
+    # steps 1-2 are not this process's work)
+    assert at_four[3] == f"{elapsed} s"
+
+
+def test_train_log_gets_the_loss_lines_under_quiet_too(tmp_path, monkeypatch, caplog):
+    caplog.set_level("WARNING", logger="uegan")   # uegan --quiet: warnings only on the terminal
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    Trainer(tiny_config(tmp_path, steps=4, log_every=2), vgg=TinyFeatures()).fit()
+    lines = _loss_lines((tmp_path / "run" / "train.log").read_text())
+    assert [int(m[1]) for m in lines] == [2, 4]
+    assert not _loss_lines("\n".join(caplog.messages))

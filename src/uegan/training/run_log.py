@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 PACKAGE_LOGGER = "uegan"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _OPTIONAL_MODULES = ("safetensors", "yaml", "tqdm", "tensorboard")
+_IN_FILE = "uegan_in_train_log"  # a record already written to train.log (not again)
 
 
 def software_versions() -> dict[str, Any]:
@@ -192,6 +193,7 @@ class RunLogger:
         self.folder.path.mkdir(parents=True, exist_ok=True)
         self._handler = logging.FileHandler(self.folder.log_file, encoding="utf-8")
         self._handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        self._handler.addFilter(lambda record: not getattr(record, _IN_FILE, False))
         logging.getLogger(PACKAGE_LOGGER).addHandler(self._handler)
         try:
             if self._resume_step is not None:
@@ -256,10 +258,9 @@ class RunLogger:
         seconds): in ``train.log`` always, on the terminal too when no progress bar shows it."""
         eta = remaining_seconds(done, total_steps - row["step"], elapsed)
         line = train_row_line(row, total_steps, elapsed, eta)
+        self.log_to_file(line)  # whatever the log level of the terminal (--quiet too)
         if to_terminal:
-            log.info("%s", line)
-        else:
-            self.log_to_file(line)
+            log.info("%s", line, extra={_IN_FILE: True})
 
     def add_image(self, tag: str, image_hwc: np.ndarray, step: int) -> None:
         """An 8-bit RGB image to TensorBoard (nothing without it)."""
