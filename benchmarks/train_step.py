@@ -14,7 +14,10 @@ Each variant is a ``+``-joined list of options of ``uegan.training.acceleration.
     channels_last    NHWC networks and inputs
     bf16, fp16       autocast precision (fp16 with loss scaling)
     max_autotune     compile mode "max-autotune"
-    fast             TrainingAcceleration.fast(): freeze_d + fused_adam + cfu + osn (add compile: fast+compile)
+    bd               D's three calls of the D step as one call (one power iteration per call)
+    bdg              bd, and D's two calls of the G step as one call too
+    bg               G(low) and G(high) as one call
+    fast             TrainingAcceleration.fast(): freeze_d + fused_adam + cfu + osn + bd (add compile: fast+compile)
 
 Every variant runs in its own process; after ``--warmup`` steps (the first one, which includes
 compilation, is reported on its own) the timed steps run in ``--rounds`` interleaved rounds of
@@ -43,6 +46,8 @@ TOKENS: dict[str, dict[str, Any]] = {
     "cfu": {"conv_first_upsample": True}, "osn": {"output_scaled_spectral_norm": True},
     "channels_last": {"channels_last": True}, "max_autotune": {"compile_mode": "max-autotune"},
     "bf16": {"precision": "bf16"}, "fp16": {"precision": "fp16"},
+    "bd": {"batch_d_calls": True}, "bdg": {"batch_d_calls": True, "batch_d_in_g_step": True},
+    "bg": {"batch_g_calls": True},
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -73,7 +74,11 @@ class DBlock(nn.Module):
         super().__init__()
         self.conv = spectral_norm(reflect_conv(in_channels, out_channels, kernel_size, stride=2))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, calls: Sequence[int] | None = None) -> torch.Tensor:
+        """``calls``: ``x`` is the inputs of consecutive calls of these batch sizes, joined
+        along the batch (:meth:`Discriminator.forward`); here they are run one by one."""
+        if calls is not None and len(calls) > 1:
+            return torch.cat([self.forward(part) for part in x.split(list(calls))])
         return F.leaky_relu(self.conv(x), LEAKY_SLOPE)
 
 
@@ -89,11 +94,11 @@ class OutputScaledDBlock(DBlock):
     The parameters, buffers and keys stay those of the parametrized convolution.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def sigma(self) -> torch.Tensor:
+        """sigma of one call: in train mode after one more power iteration (in place)."""
         conv = self.conv
-        weight = conv.parametrizations.weight.original
         norm = conv.parametrizations.weight[0]
-        matrix = weight.flatten(1)
+        matrix = conv.parametrizations.weight.original.flatten(1)
         if norm.training:
             with torch.no_grad():
                 norm.v.copy_(F.normalize(torch.mv(matrix.t(), norm.u), dim=0, eps=norm.eps))
@@ -103,8 +108,22 @@ class OutputScaledDBlock(DBlock):
             with torch.no_grad():
                 norm.u.copy_(F.normalize(product, dim=0, eps=norm.eps))
         u = norm.u.clone(memory_format=torch.contiguous_format)
-        sigma = torch.dot(u, product)
-        out = conv._conv_forward(x, weight, None) / sigma
+        return torch.dot(u, product)
+
+    def forward(self, x: torch.Tensor, calls: Sequence[int] | None = None) -> torch.Tensor:
+        """``calls``: ``x`` is the inputs of consecutive calls of these batch sizes, joined
+        along the batch. The power iteration depends on the weight alone, so the calls' sigmas
+        (one iteration each, in order) are computed first and the convolution runs once on the
+        joined batch, each call's samples divided by their own sigma: the same as the calls one
+        by one, up to rounding (``tests/test_acceleration.py``)."""
+        conv = self.conv
+        out = conv._conv_forward(x, conv.parametrizations.weight.original, None)
+        if calls is None or len(calls) == 1:
+            out = out / self.sigma()
+        else:
+            sigmas = torch.stack([self.sigma() for _ in calls])
+            counts = torch.tensor(list(calls), device=sigmas.device)
+            out = out / sigmas.repeat_interleave(counts, output_size=x.shape[0]).view(-1, 1, 1, 1)
         if conv.bias is not None:
             out = out + conv.bias.view(1, -1, 1, 1)
         return F.leaky_relu(out, LEAKY_SLOPE)
@@ -140,9 +159,15 @@ class Discriminator(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.heads = nn.ModuleList(heads)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, calls: Sequence[int] | None = None) -> list[torch.Tensor]:
+        """``calls`` (batch sizes summing to ``len(x)``): ``x`` joins the inputs of that many
+        consecutive calls, and the scores are those of the calls one by one, joined the same way
+        (each call one power iteration, in order; one convolution per layer with
+        :class:`OutputScaledDBlock`). A keyword of ``forward`` so that DDP's wrapper sees it."""
+        if calls is not None and sum(calls) != x.shape[0]:
+            raise ValueError(f"calls {tuple(calls)} do not add up to the batch of {x.shape[0]}")
         scores = []
         for block, head in zip(self.blocks, self.heads):
-            x = block(x)
+            x = block(x, calls)
             scores.append(head(x))
         return scores

@@ -42,6 +42,10 @@ class StepOptions:
     ``output_scaled_spectral_norm`` (D): exact layer rewrites (:mod:`uegan.models.fast`).
     ``channels_last``: NHWC memory format. ``compile``: ``torch.compile`` of G, D and (with
     ``compile_vgg``) VGG19. ``precision``: fp32, or bf16 / fp16 autocast.
+    ``batch_d_calls``: D's calls of the D step (and, with ``batch_d_in_g_step``, of the G step)
+    as one call on the joined batch, one power iteration per original call
+    (:meth:`uegan.models.discriminator.Discriminator.forward`). ``batch_g_calls``: G(low) and
+    G(high) as one call (G's weights do not change between them; every layer is per sample).
     """
 
     compile: bool = False
@@ -51,6 +55,9 @@ class StepOptions:
     output_scaled_spectral_norm: bool = False
     freeze_d_in_g_step: bool = False
     fused_adam: bool = False
+    batch_d_calls: bool = False
+    batch_d_in_g_step: bool = False
+    batch_g_calls: bool = False
     precision: str = "fp32"
     threads: int | None = None
     compile_mode: str | None = None
@@ -61,9 +68,12 @@ class StepOptions:
         """Every exact fp32 option that pays on this project's CPU measurements
         (benchmarks/RESULTS.md), not ``compile``: on the CPU a compiled step is slower than the
         same step eager (convolutions and their backward dominate, and inductor calls the same
-        oneDNN kernels for them). Pass ``compile=True`` to add it."""
+        oneDNN kernels for them). Pass ``compile=True`` to add it. ``batch_d_in_g_step`` and
+        ``batch_g_calls`` are exact too but measured slower there (D's joined G-step call
+        computes a gradient to ``high`` nobody needs; G scales linearly with the batch)."""
         values: dict[str, Any] = dict(conv_first_upsample=True, output_scaled_spectral_norm=True,
-                                      freeze_d_in_g_step=True, fused_adam=True)
+                                      freeze_d_in_g_step=True, fused_adam=True,
+                                      batch_d_calls=True)
         values.update(overrides)
         return cls(**values)
 
@@ -277,6 +287,27 @@ def to_unit_range(image: torch.Tensor) -> torch.Tensor:
     return (image + 1) / 2
 
 
+def _generator_calls(generator: nn.Module, low: torch.Tensor, high: torch.Tensor,
+                     joined: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``G(low)`` and, when ``joined``, ``G(high)`` from the same call on the joined batch
+    (else None: the G step calls ``G(high)`` itself, as the published code does)."""
+    if not joined:
+        return generator(low), None
+    fake, identity_out = generator(torch.cat([low, high])).split([low.shape[0], high.shape[0]])
+    return fake, identity_out
+
+
+def discriminator_calls(discriminator: nn.Module, inputs: list[torch.Tensor],
+                        joined: bool) -> list[list[torch.Tensor]]:
+    """``[D(x) for x in inputs]`` in order; when ``joined``, from one call on the joined batch
+    that runs one power iteration per input (``Discriminator.forward``'s ``calls``)."""
+    if not joined or len(inputs) == 1:
+        return [discriminator(x) for x in inputs]
+    sizes = [x.shape[0] for x in inputs]
+    scores = discriminator(torch.cat(inputs), calls=sizes)
+    return [list(call) for call in zip(*(score.split(sizes) for score in scores), strict=True)]
+
+
 def train_step(generator: nn.Module, discriminator: nn.Module, fidelity: FidelityLoss,
                pool: ImagePool, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                low: torch.Tensor, high: torch.Tensor,
@@ -289,24 +320,29 @@ def train_step(generator: nn.Module, discriminator: nn.Module, fidelity: Fidelit
 
     ``precision`` (optional) runs the forward passes under autocast and scales the losses;
     without it everything runs in the tensors' own precision. Of ``options`` the step itself
-    uses ``freeze_d_in_g_step``: D with frozen parameters in the G step (see below); the same
-    updates, less work. (The other options act on the networks and the optimisers, set up
-    before the first step.) ``freeze_d_in_g_step`` given alone overrides ``options``' field.
+    uses ``freeze_d_in_g_step`` (D with frozen parameters in the G step, see below) and the
+    joined calls (``batch_d_calls``, ``batch_d_in_g_step``, ``batch_g_calls``); the same
+    updates up to rounding, less work. (The other options act on the networks and the
+    optimisers, set up before the first step.) ``freeze_d_in_g_step`` given alone overrides
+    ``options``' field.
     """
     amp = precision if precision is not None else FULL_PRECISION
+    options = options if options is not None else StepOptions()
     if freeze_d_in_g_step is None:
-        freeze_d_in_g_step = options.freeze_d_in_g_step if options is not None else False
+        freeze_d_in_g_step = options.freeze_d_in_g_step
     with amp.autocast():
-        fake = generator(low)
+        fake, identity_out = _generator_calls(generator, low, high, options.batch_g_calls)
     pooled = pool.query(fake)
 
     # D step: real high-quality vs pooled fakes, and (published default) vs the raw inputs
     opt_d.zero_grad(set_to_none=True)
     with amp.autocast():
-        real_scores = discriminator(high)
-        d_loss = rahinge_d_loss(real_scores, discriminator(pooled.detach()))
+        d_inputs = [high, pooled.detach()] + ([low] if adversarial_input else [])
+        real_scores, *fake_scores = discriminator_calls(discriminator, d_inputs,
+                                                        options.batch_d_calls)
+        d_loss = rahinge_d_loss(real_scores, fake_scores[0])
         if adversarial_input:
-            d_loss = d_loss + rahinge_d_loss(real_scores, discriminator(low))
+            d_loss = d_loss + rahinge_d_loss(real_scores, fake_scores[1])
     amp.backward(d_loss)
     amp.step(opt_d)
 
@@ -317,9 +353,13 @@ def train_step(generator: nn.Module, discriminator: nn.Module, fidelity: Fidelit
     with amp.autocast():
         with (frozen_parameters(discriminator) if freeze_d_in_g_step
               else contextlib.nullcontext(discriminator)) as d_for_g:
-            g_adv = weights.adversarial * rahinge_g_loss(d_for_g(high), d_for_g(fake))
+            g_real, g_fake = discriminator_calls(d_for_g, [high, fake],
+                                                 options.batch_d_calls and options.batch_d_in_g_step)
+            g_adv = weights.adversarial * rahinge_g_loss(g_real, g_fake)
         g_fid = weights.fidelity * fidelity(to_unit_range(fake), to_unit_range(low))
-        g_idt = weights.identity * identity_loss(generator(high), high, identity_criterion)
+        if identity_out is None:
+            identity_out = generator(high)
+        g_idt = weights.identity * identity_loss(identity_out, high, identity_criterion)
         g_loss = g_adv + g_fid + g_idt
     amp.backward(g_loss)
     amp.step(opt_g)
