@@ -62,7 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "speed-ups", "the same updates as the published step up to floating-point rounding "
         "(uegan.runtime, uegan.models.fast; figures in benchmarks/RESULTS.md)")
     speed.add_argument("--fast-step", action="store_true", default=None,
-                       help="D frozen during the G step, fused Adam, conv-first upsampling in G, "
+                       help="D frozen during the G step, the D step's three D calls joined in one, "
+                            "fused Adam, conv-first upsampling in G, "
                             "output-scaled spectral norm in D")
     speed.add_argument("--compile", action="store_true", default=None,
                        help="torch.compile G, D and VGG19 (needs a C++ compiler on CPU; the first "
