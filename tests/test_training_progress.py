@@ -59,13 +59,18 @@ def test_train_log_gets_every_loss_line_with_elapsed_and_eta(tmp_path, monkeypat
     assert ("it/s" in stderr.getvalue() or "step/s" in stderr.getvalue()) == terminal
 
 
-def test_validation_reports_its_progress_off_a_terminal(tmp_path, monkeypatch, caplog):
-    caplog.set_level("INFO", logger="uegan")
+def _validated_run(tmp_path, monkeypatch, progress: bool, pairs: int) -> None:
+    """A 2-step run off a terminal that validates ``pairs`` photos after its last step."""
     monkeypatch.setattr(sys, "stderr", io.StringIO())
-    make_pairs(tmp_path / "val_low", tmp_path / "val_label", 3, seed=4)
-    config = tiny_config(tmp_path, steps=2, progress=True, val_low=str(tmp_path / "val_low"),
+    make_pairs(tmp_path / "val_low", tmp_path / "val_label", pairs, seed=4)
+    config = tiny_config(tmp_path, steps=2, progress=progress, val_low=str(tmp_path / "val_low"),
                          val_label=str(tmp_path / "val_label"), val_start_epoch=99)
     Trainer(config, vgg=TinyFeatures()).fit()
+
+
+def test_validation_reports_its_progress_off_a_terminal(tmp_path, monkeypatch, caplog):
+    caplog.set_level("INFO", logger="uegan")
+    _validated_run(tmp_path, monkeypatch, progress=True, pairs=3)
     lines = [m for m in caplog.messages if m.startswith("validating: ")]
     assert len(lines) == 1 and lines[0].startswith("validating: 3/3 images") and "done in" in lines[0]
     assert lines[0] in (tmp_path / "run" / "train.log").read_text()
@@ -73,11 +78,7 @@ def test_validation_reports_its_progress_off_a_terminal(tmp_path, monkeypatch, c
 
 def test_no_progress_means_no_validation_lines(tmp_path, monkeypatch, caplog):
     caplog.set_level("INFO", logger="uegan")
-    monkeypatch.setattr(sys, "stderr", io.StringIO())
-    make_pairs(tmp_path / "val_low", tmp_path / "val_label", 2, seed=4)
-    config = tiny_config(tmp_path, steps=2, progress=False, val_low=str(tmp_path / "val_low"),
-                         val_label=str(tmp_path / "val_label"), val_start_epoch=99)
-    Trainer(config, vgg=TinyFeatures()).fit()
+    _validated_run(tmp_path, monkeypatch, progress=False, pairs=2)
     assert not [m for m in caplog.messages if m.startswith("validating: ")]
     assert len(_loss_lines((tmp_path / "run" / "train.log").read_text())) == 2  # losses still logged
 

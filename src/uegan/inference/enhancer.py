@@ -203,9 +203,7 @@ class Enhancer:
     def fit_transfer(self, image: torch.Tensor) -> LocalAffineTransfer:
         """Run the generator at working size on 1 x 3 x H x W in [0, 1] and fit the transfer."""
         small = self._generator_input(image)
-        enhanced = self.generate(small)
-        coefficients = fit_local_affine(small, enhanced, self.guide_radius, self.guide_eps)
-        return LocalAffineTransfer(coefficients, *image.shape[-2:])
+        return self._transfer(small, self.generate(small), *image.shape[-2:])
 
     @torch.inference_mode()
     def enhance_tensor(self, x: torch.Tensor) -> torch.Tensor:
@@ -243,11 +241,22 @@ class Enhancer:
 
     def _enhance_arrays(self, images: Sequence[np.ndarray], dtypes: Sequence[np.dtype]
                         ) -> list[np.ndarray]:
-        photos = [_to_float_chw(rgb)[None] for rgb in images]
-        inputs = [self._generator_input(photo) for photo in photos]
-        outputs = self._generate_grouped(inputs)
-        return [self._finish(photo, small, enhanced, dtype)
-                for photo, small, enhanced, dtype in zip(photos, inputs, outputs, dtypes)]
+        photos: list[torch.Tensor | None] = [_to_float_chw(rgb)[None] for rgb in images]
+        inputs: list[torch.Tensor | None] = [self._generator_input(photo) for photo in photos]
+        outputs: list[torch.Tensor | None] = list(self._generate_grouped(inputs))
+        results = []
+        for index, dtype in enumerate(dtypes):
+            image, small, enhanced = photos[index], inputs[index], outputs[index]
+            # drop the lists' references: each photo's float copies go once it is finished
+            photos[index] = inputs[index] = outputs[index] = None
+            height, width = image.shape[-2:]
+            if small is image:  # the generator ran at full size: its output is the result
+                del image, small
+                results.append(self._to_array(enhanced[0], dtype))
+            else:
+                transfer = self._transfer(small, enhanced, height, width)
+                results.append(self._to_array(image[0], dtype, transfer))
+        return results
 
     def _generator_input(self, image: torch.Tensor) -> torch.Tensor:
         """What the generator sees of 1 x 3 x H x W: the photo, or its working-size copy."""
@@ -272,22 +281,22 @@ class Enhancer:
                 outputs[index] = batch[position:position + 1]
         return outputs  # type: ignore[return-value]
 
-    def _finish(self, image: torch.Tensor, small: torch.Tensor, enhanced: torch.Tensor,
-                out_dtype: np.dtype) -> np.ndarray:
-        """The result at full size, in strips of rows: the generator's output itself, or its
-        effect carried from the working size by the local affine transfer."""
+    def _transfer(self, small: torch.Tensor, enhanced: torch.Tensor, height: int, width: int
+                  ) -> LocalAffineTransfer:
+        """The generator's effect at the working size, fitted to be applied at full size."""
+        coefficients = fit_local_affine(small, enhanced, self.guide_radius, self.guide_eps)
+        return LocalAffineTransfer(coefficients, height, width)
+
+    def _to_array(self, image: torch.Tensor, out_dtype: np.dtype,
+                  transfer: LocalAffineTransfer | None = None) -> np.ndarray:
+        """3 x H x W in [0, 1] (through ``transfer`` when given) as H x W x 3 of ``out_dtype``,
+        in strips of rows."""
         height, width = image.shape[-2:]
         out = np.empty((height, width, 3), dtype=out_dtype)
-        if small is image:
-            result = enhanced[0]
-            for r0 in range(0, height, STRIP_ROWS):
-                out[r0:r0 + STRIP_ROWS] = self._from_float(
-                    result[:, r0:r0 + STRIP_ROWS].permute(1, 2, 0), out_dtype)
-            return out
-        coefficients = fit_local_affine(small, enhanced, self.guide_radius, self.guide_eps)
-        transfer = LocalAffineTransfer(coefficients, height, width)
         for r0 in range(0, height, STRIP_ROWS):
-            strip = transfer.apply(image[0, :, r0:r0 + STRIP_ROWS], r0)
+            strip = image[:, r0:r0 + STRIP_ROWS]
+            if transfer is not None:
+                strip = transfer.apply(strip, r0)
             out[r0:r0 + STRIP_ROWS] = self._from_float(strip.permute(1, 2, 0), out_dtype)
         return out
 

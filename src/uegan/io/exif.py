@@ -53,11 +53,7 @@ def exif_to_keep(image: Image.Image) -> bytes | None:
             for tag in _TIFF_EXIF_KEEP & set(exif):
                 kept[tag] = exif[tag]
             exif = kept
-        if not len(exif):
-            return None
-        if ORIENTATION_TAG in exif:
-            exif[ORIENTATION_TAG] = 1
-        return exif.tobytes()
+        return _upright_block(exif)
     except Exception as error:  # a broken EXIF block is no reason to drop the photo
         log.debug("ignoring unreadable EXIF data (%s)", error)
         return None
@@ -71,11 +67,17 @@ def exif_block_to_keep(block: bytes | None) -> bytes | None:
     try:
         exif = Image.Exif()
         exif.load(block)
-        if not len(exif):
-            return None
-        if ORIENTATION_TAG in exif:
-            exif[ORIENTATION_TAG] = 1
-        return exif.tobytes()
+        return _upright_block(exif)
     except Exception as error:  # a broken EXIF block is no reason to drop the photo
         log.debug("ignoring unreadable EXIF data (%s)", error)
         return None
+
+
+def _upright_block(exif: Image.Exif) -> bytes | None:
+    """``exif`` as a block to write back, its orientation reset to 1 (the pixels are upright);
+    None when it holds no tag."""
+    if not len(exif):
+        return None
+    if ORIENTATION_TAG in exif:
+        exif[ORIENTATION_TAG] = 1
+    return exif.tobytes()

@@ -29,11 +29,10 @@ from typing import Any
 import numpy as np
 
 from uegan.io.budget import ReadBudget
-from uegan.io.errors import PhotoError
+from uegan.io.errors import PhotoError, extra_module
 from uegan.io.exif import exif_block_to_keep
 
 HEIF_EXTENSIONS: frozenset[str] = frozenset({".heic", ".heif", ".hif"})
-INSTALL = "pip install 'uegan[heif]'"
 _HEVC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
 _STRUCTURAL_BRANDS = frozenset({b"mif1", b"mif2", b"msf1"})  # also used by AVIF: look further
 # what pillow-heif documents its decoding may raise
@@ -67,12 +66,7 @@ class HeifPixels:
 
 def _pillow_heif(path: Path) -> Any:
     """The pillow_heif module; a PhotoError naming the file and the extra when it is missing."""
-    try:
-        import pillow_heif
-    except ImportError as error:
-        raise PhotoError(f"{path}: a HEIC/HEIF image; reading it needs the heif extra: "
-                         f"{INSTALL}") from error
-    return pillow_heif
+    return extra_module("pillow_heif", path, "a HEIC/HEIF image", "heif")
 
 
 def _opened(path: Path, data: bytes, budget: ReadBudget) -> Any:

@@ -34,14 +34,13 @@ import numpy as np
 
 from uegan.io.budget import ReadBudget
 from uegan.io.color import srgb_encode
-from uegan.io.errors import PhotoError
+from uegan.io.errors import PhotoError, extra_module
 from uegan.io.quantize import quantize
 
 RAW_EXTENSIONS: frozenset[str] = frozenset({
     ".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf",
     ".rw2", ".rwl", ".pef", ".srw", ".x3f", ".3fr", ".fff", ".iiq", ".erf", ".kdc", ".dcr",
     ".mrw", ".mos", ".mef", ".raw"})
-INSTALL = "pip install 'uegan[raw]'"
 DESCRIPTION = "camera RAW (camera colour matrix, as-shot white balance)"
 WORKING_BYTES_PER_PIXEL = 8  # LibRaw develops in four 16-bit channels
 _TRANSPOSE = 4  # LibRaw's flip bit that swaps width and height
@@ -54,12 +53,7 @@ def is_raw_path(path: Path) -> bool:
 
 def _rawpy(path: Path) -> Any:
     """The rawpy module; a PhotoError naming the file and the extra when it is not installed."""
-    try:
-        import rawpy
-    except ImportError as error:
-        raise PhotoError(f"{path}: a camera RAW file; reading it needs the raw extra: "
-                         f"{INSTALL}") from error
-    return rawpy
+    return extra_module("rawpy", path, "a camera RAW file", "raw")
 
 
 def _errors(rawpy: Any) -> tuple[type[BaseException], ...]:
